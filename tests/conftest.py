@@ -1,0 +1,18 @@
+"""Shared fixtures: paths to the real data in ../shared (skipped when absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Root of ../shared/data; skips the test when it is not there."""
+    if not (SHARED_DATA / "rakuten_sample" / "X_train_sample.csv").exists():
+        pytest.skip("../shared/data is absent")
+    return SHARED_DATA
