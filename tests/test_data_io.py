@@ -283,6 +283,7 @@ def test_make_products_standard_frame(tmp_path):
     assert X["description"].tolist() == ["Lampe LED", ""]
     assert X["image_path"].tolist() == [str(tmp_path / "a.jpg"), None] and X["image_path"].dtype == object
     assert X["productid"].isna().all() and str(X["productid"].dtype) == "Int64"
+    assert make_products(np.array(["a", "b"], dtype=object), [np.nan, "x"])["description"].tolist() == ["", "x"]
     one = make_products("TÃ©lÃ©phone")
     assert len(one) == 1 and one["designation"][0] == "Téléphone"
 

@@ -170,7 +170,7 @@ def test_undecodable_bytes_name_line_byte_and_suggest_encoding(tmp_path):
         load_official(path)
     message = str(info.value)
     assert str(path) in message
-    assert "cannot be decoded as utf-8" in message
+    assert "cannot be decoded as utf-8: byte" in message
     assert "byte 0xe9 at line 3, byte 5" in message
     assert "encoding='cp1252'" in message
     assert load_official(path, encoding="cp1252").X.loc[1, "designation"] == "Théière"

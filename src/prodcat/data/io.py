@@ -341,7 +341,8 @@ def load_generic_csv(
 
     ``text_col`` becomes ``designation``. Images come from ``image_col`` (file names or paths,
     relative to ``images_dir`` or, without it, to the CSV's folder) or, when the CSV has
-    ``productid``/``imageid`` columns, from the official names in ``images_dir``.
+    ``productid``/``imageid`` columns, from the official names in ``images_dir``. Labels must be
+    official ``prdtypecode`` values; the index is the file's unnamed first column, if any, else 0..n-1.
     """
     p = Path(path)
     what = "CSV file"
@@ -383,6 +384,11 @@ def load_generic_csv(
 # ---------------------------------------------------------------- products for prediction
 
 
+def _as_text(value: object) -> str:
+    """``""`` for None/NaN, else the value as a string."""
+    return "" if value is None or (isinstance(value, float) and value != value) else str(value)
+
+
 def make_products(
     designations: str | Sequence[str | None],
     descriptions: str | Sequence[str | None] | None = None,
@@ -406,8 +412,8 @@ def make_products(
     validate.check_sizes_match(len(titles), len(images), "designations", "image_paths")
     X = pd.DataFrame(
         {
-            "designation": pd.Series(["" if t is None else str(t) for t in titles], dtype="str"),
-            "description": pd.Series(["" if t is None else str(t) for t in texts], dtype="str"),
+            "designation": pd.Series([_as_text(t) for t in titles], dtype="str"),
+            "description": pd.Series([_as_text(t) for t in texts], dtype="str"),
             "productid": pd.array([pd.NA] * len(titles), dtype="Int64"),
             "imageid": pd.array([pd.NA] * len(titles), dtype="Int64"),
             "image_path": pd.Series(

@@ -87,8 +87,9 @@ def decode_error(path: str | Path, encoding: str, what: str = "file") -> DataErr
             data.decode("cp1252")
         except UnicodeDecodeError:
             suggestion = "latin-1"
+        shown = "utf-8" if encoding == "utf-8-sig" else encoding
         return DataError(
-            f"{what} cannot be decoded as {encoding}: byte 0x{bad.hex()} at line {line}, byte {column} "
+            f"{what} cannot be decoded as {shown}: byte 0x{bad.hex()} at line {line}, byte {column} "
             f"(file offset {start}; {exc.reason}) near {context!r}. "
             f"The file was probably saved in another encoding: try encoding={suggestion!r}",
             path=path,
