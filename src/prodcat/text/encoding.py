@@ -9,7 +9,7 @@ def fix_mojibake(text: str) -> str:
     """Repair mis-decoded characters; leaves HTML entities alone (text cleaning handles those)."""
     if not text:
         return text
-    return ftfy.fix_text(text, unescape_html=False, normalization="NFC", fix_line_breaks=False)
+    return ftfy.fix_text(text, unescape_html=False, uncurl_quotes=False, normalization="NFC", fix_line_breaks=False)
 
 
 def has_mojibake(text: str) -> bool:
