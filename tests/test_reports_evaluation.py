@@ -139,7 +139,6 @@ def test_bad_inputs_are_refused(tmp_path, sample):
         write_evaluation_report(tmp_path, ev, y_true=y, y_pred=pred, proba=proba[:, :5])
 
 
-@pytest.mark.slow
 def test_report_time_on_27_classes_and_10000_rows(tmp_path):
     y, pred, proba, codes = synthetic_predictions(10_000, seed=1)
     ev = evaluate_predictions(y, pred, classes=codes)
