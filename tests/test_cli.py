@@ -21,9 +21,25 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def trained(demo, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("model") / "bundle"
-    assert main(["train", "--x", str(demo.x_train), "--y", str(demo.y_train), "--out", str(out)]) == 0
+    root = tmp_path_factory.mktemp("model")
+    out = root / "bundle"
+    assert main(["train", "--x", str(demo.x_train), "--y", str(demo.y_train), "--out", str(out),
+                 "--runs-dir", str(root / "runs")]) == 0
     return out
+
+
+def test_train_writes_run_folder_never_overwritten(trained: Path, demo, capsys) -> None:
+    runs = trained.parent / "runs"
+    [run] = list(runs.iterdir())
+    assert {"config.json", "metrics.json", "model", "validation"} <= {p.name for p in run.iterdir()}
+    assert (run / "validation" / "report.html").exists()
+    assert main(["train", "--x", str(demo.x_train), "--y", str(demo.y_train), "--runs-dir", str(runs),
+                 "--text-model", "decision_tree"]) == 0
+    assert len(list(runs.iterdir())) == 2
+    capsys.readouterr()
+    assert main(["runs", "--root", str(runs)]) == 0
+    listing = capsys.readouterr().out
+    assert run.name in listing and "fast" in listing
 
 
 def test_train_writes_bundle(trained: Path) -> None:
@@ -52,6 +68,7 @@ def test_evaluate_writes_metrics_tables(demo, trained: Path, tmp_path: Path, cap
     per_class = pd.read_csv(tmp_path / "per_class.csv")
     assert {"code", "name", "precision", "recall", "f1", "support"} <= set(per_class.columns)
     assert per_class["support"].sum() == 80
+    assert "Per-class" in (tmp_path / "report.html").read_text() or "per-class" in (tmp_path / "report.html").read_text().lower()
     confusion = pd.read_csv(tmp_path / "confusion_matrix.csv", index_col=0)
     assert confusion.to_numpy().sum() == 80
     assert f"{metrics['weighted_f1']:.4f}" in capsys.readouterr().out
@@ -84,7 +101,7 @@ def test_generic_csv_train(tmp_path: Path, demo) -> None:
     frame = pd.DataFrame({"title": x["designation"], "code": y["prdtypecode"]})
     frame.to_csv(tmp_path / "generic.csv", index=False)
     assert main(["train", "--x", str(tmp_path / "generic.csv"), "--text-col", "title", "--label-col", "code",
-                 "--valid-size", "0", "--out", str(tmp_path / "m")]) == 0
+                 "--valid-size", "0", "--out", str(tmp_path / "m"), "--runs-dir", str(tmp_path / "runs")]) == 0
     assert (tmp_path / "m" / "prodcat.json").exists()
 
 
@@ -96,7 +113,8 @@ def test_generic_csv_train(tmp_path: Path, demo) -> None:
     ],
 )
 def test_bad_train_input_is_one_line_error(argv_tail, message, demo, tmp_path: Path, capsys) -> None:
-    argv = ["train", *[a.format(x=demo.x_train) for a in argv_tail], "--out", str(tmp_path / "m")]
+    argv = ["train", *[a.format(x=demo.x_train) for a in argv_tail], "--out", str(tmp_path / "m"),
+            "--runs-dir", str(tmp_path / "runs")]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and message in err
@@ -114,7 +132,7 @@ def test_unknown_label_code_is_reported(demo, tmp_path: Path, capsys) -> None:
     y.iloc[3, 0] = 9999
     y.to_csv(tmp_path / "Y_bad.csv")
     assert main(["train", "--x", str(demo.x_train), "--y", str(tmp_path / "Y_bad.csv"), "--out",
-                 str(tmp_path / "m")]) == 2
+                 str(tmp_path / "m"), "--runs-dir", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err
     assert "9999" in err and "Y_bad.csv" in err
 

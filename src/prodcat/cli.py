@@ -74,7 +74,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     _print(f"Loading {args.x}")
     dataset = _load(args, labels=True)
     result = train_and_save(dataset, out=args.out, preset=args.preset, text_model=args.text_model,
-                            valid_size=args.valid_size, seed=args.seed, cache_dir=args.cache)
+                            valid_size=args.valid_size, seed=args.seed, cache_dir=args.cache,
+                            runs_root=args.runs_dir, run_name=args.name, mlflow_uri=args.mlflow)
     _print(result.summary())
     return 0
 
@@ -99,6 +100,58 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     dataset = _load(args, labels=True)
     result = evaluate_to_dir(model, dataset, args.out)
     _print(result.summary())
+    return 0
+
+
+def cmd_eda(args: argparse.Namespace) -> int:
+    from prodcat.reports.eda import write_eda
+
+    _print(f"Loading {args.x}")
+    dataset = _load(args, labels=bool(args.y or args.label_col))
+    other = None
+    if args.x_other:
+        from prodcat.data.io import load_official
+
+        other = load_official(args.x_other, None, args.images_other).X
+    path = write_eda(args.out, dataset.X, dataset.y, X_other=other, image_sample=args.image_sample)
+    _print(f"Wrote {path}")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from prodcat.runs import list_runs
+
+    runs = list_runs(args.root)
+    if runs.empty:
+        _print(f"No runs in {args.root}")
+        return 0
+    _print(runs.drop(columns=["path"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from prodcat.image.embed import embed_folder
+
+    stats = embed_folder(args.images, cache_dir=args.cache, backbone=args.backbone, workers=args.workers)
+    _print(stats.summary())
+    return 0
+
+
+def cmd_crop(args: argparse.Namespace) -> int:
+    from prodcat.image.io import crop_preview
+
+    _print(f"Wrote {crop_preview(args.image, args.out, size=args.size)}")
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from prodcat.presets import DEFAULT_PRESET, PRESETS
+
+    for name, preset in PRESETS.items():
+        marker = " (default without images)" if name == DEFAULT_PRESET else ""
+        _print(f"{name}{marker}: {preset['description']}")
+        if args.verbose:
+            _print("  " + json.dumps({k: v for k, v in preset.items() if k != "description"}))
     return 0
 
 
@@ -176,7 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share held out for validation metrics (0 trains on everything; default 0.1)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--cache", metavar="DIR", help="image embedding cache (default: user cache dir)")
-    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="bundle directory to write")
+    p.add_argument("--out", metavar="MODEL_DIR", help="also copy the model bundle here (it is always saved in "
+                                                      "the run folder)")
+    p.add_argument("--runs-dir", default="runs", metavar="DIR", help="where run folders go (default: ./runs)")
+    p.add_argument("--name", help="a name appended to the run folder")
+    p.add_argument("--mlflow", metavar="URI", help="also log the run to MLflow (needs mlflow installed)")
 
     p = command("predict", cmd_predict, "Predict codes and write a challenge submission CSV.")
     p.add_argument("--model", required=True, metavar="MODEL_DIR")
@@ -188,6 +245,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, metavar="MODEL_DIR")
     _add_data_args(p, labels=True)
     p.add_argument("--out", required=True, metavar="DIR")
+
+    p = command("eda", cmd_eda, "Explore a dataset: eda.html + PNGs (classes, lengths, languages, HTML, "
+                                "mojibake, duplicates, images).")
+    _add_data_args(p, labels=True)
+    p.add_argument("--x-other", metavar="X.csv", help="a second X file (e.g. test) to look for duplicates across")
+    p.add_argument("--images-other", metavar="DIR", help="images of --x-other")
+    p.add_argument("--image-sample", type=int, default=2000, help="images to sample for image statistics")
+    p.add_argument("--out", required=True, metavar="DIR")
+
+    p = command("runs", cmd_runs, "List training run folders with their headline metrics.")
+    p.add_argument("--root", default="runs", metavar="DIR", help="runs folder (default: ./runs)")
+
+    p = command("embed", cmd_embed, "Compute image embeddings for a folder into the on-disk cache (resumable).")
+    p.add_argument("--images", required=True, metavar="DIR")
+    p.add_argument("--cache", metavar="DIR", help="cache folder (default: user cache dir or $PRODCAT_CACHE_DIR)")
+    p.add_argument("--backbone", default="lite0", choices=["lite0", "lite2"])
+    p.add_argument("--workers", type=int, help="decoding processes (default: CPU count)")
+
+    p = command("crop", cmd_crop, "Show the white-border crop of one image: before | after, as a PNG.")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--out", required=True, metavar="PNG")
+    p.add_argument("--size", type=int, default=224)
+
+    p = command("presets", cmd_presets, "List the model presets.")
+    p.add_argument("--verbose", "-v", action="store_true", help="show each preset's recipe")
 
     p = command("classify", cmd_classify, "Classify one product: top classes with names and probabilities.")
     p.add_argument("--model", required=True, metavar="MODEL_DIR")

@@ -31,7 +31,8 @@ def run_demo(out: Path, *, n_train: int = 1500, n_test: int = 400, seed: int = 0
         echo(f"    {line}")
 
     echo("3/5 Training")
-    result = train_and_save(train, out / "model", preset=preset, seed=seed, cache_dir=str(out / "cache"))
+    result = train_and_save(train, out / "model", preset=preset, seed=seed, cache_dir=str(out / "cache"),
+                            runs_root=out / "runs")
     for line in result.summary().splitlines():
         echo(f"    {line}")
 

@@ -154,9 +154,8 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         return result.vectors, result.ok, result.failures
 
     # -- fitting --------------------------------------------------------------------------
-    def fit(self, X: Any, y: Sequence[int], *, X_valid: Any = None, y_valid: Sequence[int] | None = None
-            ) -> "ProductClassifier":
-        """Train the preset's components; with ``X_valid``/``y_valid``, record validation metrics."""
+    def fit(self, X: Any, y: Sequence[int]) -> "ProductClassifier":
+        """Train the preset's components on products ``X`` and codes ``y``; returns ``self``."""
         products = as_products(X)
         y = np.asarray(y).astype(int)
         if len(products) != len(y):
@@ -193,8 +192,6 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         self.fingerprint_ = data_fingerprint(products, y)
         self.n_train_ = int(len(y))
         self.metrics_: dict[str, Any] = {}
-        if X_valid is not None and y_valid is not None:
-            self.metrics_["validation"] = self.evaluate(X_valid, y_valid).headline()
         return self
 
     def _log(self, message: str) -> None:
@@ -229,7 +226,8 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             out["image"] = proba
         return out, has_image
 
-    def _combine(self, modalities: dict[str, np.ndarray], has_image: np.ndarray) -> np.ndarray:
+    def combine(self, modalities: dict[str, np.ndarray], has_image: np.ndarray) -> np.ndarray:
+        """Fuse per-modality probabilities into one distribution per product."""
         if "text" in modalities and "image" in modalities:
             combined = modalities["text"].copy()
             combined[has_image] = 0.5 * (modalities["text"][has_image] + modalities["image"][has_image])
@@ -239,7 +237,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, columns in ``classes_`` order."""
         modalities, has_image = self.modality_proba(X)
-        return self._combine(modalities, has_image)
+        return self.combine(modalities, has_image)
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable product type code of each product."""
@@ -249,7 +247,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         """Top-k classes per product, each modality's own top-k, and the words behind the text."""
         products = as_products(X)
         modalities, has_image = self.modality_proba(products)
-        combined = self._combine(modalities, has_image)
+        combined = self.combine(modalities, has_image)
         text = self.components_.get("text")
         cleaned = text.clean(products) if text is not None else None
         predictions = []
@@ -260,6 +258,16 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             words = text.top_terms(cleaned[i], top[0][0], n_words) if text is not None else []
             predictions.append(Prediction(top, per_modality, words, bool(has_image[i])))
         return predictions
+
+    def describe(self) -> dict[str, Any]:
+        """Short description of the fitted model (preset, components, training size), for reports."""
+        check_is_fitted(self, "components_")
+        return {"preset": self.preset, "components": ", ".join(sorted(self.components_)),
+                "text model": (self.spec_.get("text") or {}).get("model", "-"),
+                "image model": (self.spec_.get("image") or {}).get("model", "-"),
+                "backbone": (self.spec_.get("image") or {}).get("backbone", "-"),
+                "trained on": f"{self.n_train_:,} products" if self.n_train_ else "?",
+                "fingerprint": (self.fingerprint_ or "")[:12]}
 
     def evaluate(self, X: Any, y: Sequence[int]) -> Evaluation:
         """Weighted/macro F1, accuracy, per-class scores and confusion matrix on labelled data."""

@@ -1,8 +1,16 @@
-"""Train-and-save and evaluate-to-folder workflows shared by the CLI, the demo and the API."""
+"""Train-and-save and evaluate-to-folder workflows shared by the CLI, the demo and the API.
+
+``train_and_save`` holds out a stratified validation share, fits, evaluates on it (metrics +
+``report.html``), and writes everything into a fresh run folder that never overwrites another:
+``config.json``, ``metrics.json``, ``validation/`` (report) and ``model/`` (the bundle). A copy of
+the bundle also goes to ``out`` when given (hard links when possible, so it costs no space).
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +20,7 @@ import numpy as np
 
 from prodcat.data.io import Dataset
 from prodcat.data.split import stratified_split
-from prodcat.evaluation import Evaluation
+from prodcat.evaluation import Evaluation, evaluate_predictions
 from prodcat.predictor import ProductClassifier
 from prodcat.presets import DEFAULT_PRESET, PRESETS
 
@@ -23,56 +31,18 @@ def default_preset(dataset: Dataset) -> str:
     return "balanced" if has_images and "balanced" in PRESETS else DEFAULT_PRESET
 
 
-@dataclass
-class TrainResult:
-    """What :func:`train_and_save` did."""
-
-    model: ProductClassifier
-    out: Path
-    preset: str
-    n_train: int
-    n_valid: int
-    seconds: float
-    validation: dict[str, Any] = field(default_factory=dict)
-
-    def summary(self) -> str:
-        lines = [f"Trained preset '{self.preset}' on {self.n_train:,} products in {self.seconds:.1f} s "
-                 f"(components: {', '.join(sorted(self.model.components_))})"]
-        if self.model.image_failures_:
-            lines.append(f"  {len(self.model.image_failures_):,} images unusable (text used instead), "
-                         f"e.g. {self.model.image_failures_[0][0]}: {self.model.image_failures_[0][1]}")
-        if self.validation:
-            v = self.validation
-            lines.append(f"Validation ({self.n_valid:,} products): weighted F1 {v['weighted_f1']:.4f}, "
-                         f"macro F1 {v['macro_f1']:.4f}, accuracy {v['accuracy']:.4f}")
-        lines.append(f"Model bundle: {self.out}")
-        return "\n".join(lines)
-
-
-def train_and_save(dataset: Dataset, out: str | Path, *, preset: str | None = None, text_model: str | None = None,
-                   valid_size: float = 0.1, seed: int = 42, cache_dir: str | None = None,
-                   progress: bool = True) -> TrainResult:
-    """Hold out ``valid_size`` (stratified), fit the preset, record validation metrics, save the bundle."""
-    if dataset.y is None:
-        raise ValueError("training needs labels")
-    preset = preset or default_preset(dataset)
-    started = time.perf_counter()
-    y = dataset.y.to_numpy()
-    split = stratified_split(y, valid_size=valid_size, test_size=0.0, seed=seed)
-    model = ProductClassifier(preset, text_model=text_model, cache_dir=cache_dir, seed=seed, progress=progress)
-    X_valid = dataset.X.iloc[split.valid] if len(split.valid) else None
-    model.fit(dataset.X.iloc[split.train], y[split.train], X_valid=X_valid,
-              y_valid=y[split.valid] if len(split.valid) else None)
-    path = model.save(out)
-    return TrainResult(model, path, preset, len(split.train), len(split.valid), time.perf_counter() - started,
-                       model.metrics_.get("validation", {}))
+def subset(dataset: Dataset, positions: np.ndarray) -> Dataset:
+    """The rows of ``dataset`` at ``positions`` (same load report)."""
+    y = dataset.y.iloc[positions] if dataset.y is not None else None
+    return Dataset(X=dataset.X.iloc[positions], y=y, report=dataset.report)
 
 
 @dataclass
 class EvaluationResult:
-    """What :func:`evaluate_to_dir` wrote."""
+    """What :func:`evaluate_to_dir` computed and wrote."""
 
     evaluation: Evaluation
+    modalities: dict[str, Evaluation]
     out: Path
     files: list[Path]
 
@@ -80,31 +50,36 @@ class EvaluationResult:
         e = self.evaluation
         lines = [f"Evaluated {e.n:,} products: weighted F1 {e.weighted_f1:.4f}, macro F1 {e.macro_f1:.4f}, "
                  f"accuracy {e.accuracy:.4f}"]
+        for name, m in self.modalities.items():
+            lines.append(f"  {name:>7} alone: weighted F1 {m.weighted_f1:.4f}")
         weakest = e.per_class.sort_values("f1").head(3)
         lines.append("  weakest classes: " + ", ".join(f"{r.code} {r.name} (F1 {r.f1:.2f})"
                                                         for r in weakest.itertuples()))
         lines += [f"  wrote {path}" for path in self.files]
         return "\n".join(lines)
 
+    def metrics(self) -> dict[str, Any]:
+        """Headline metrics plus per-modality headlines, for JSON."""
+        return {**self.evaluation.headline(), "modalities": {m: e.headline() for m, e in self.modalities.items()}}
 
-def evaluate_to_dir(model: ProductClassifier, dataset: Dataset, out: str | Path) -> EvaluationResult:
-    """Score ``model`` on a labelled dataset; write metrics.json, per_class.csv, confusion_matrix.csv,
-    predictions.csv into ``out``."""
-    from prodcat.evaluation import evaluate_predictions
 
+def evaluate_to_dir(model: ProductClassifier, dataset: Dataset, out: str | Path, *, report: bool = True,
+                    title: str = "prodcat evaluation") -> EvaluationResult:
+    """Score ``model`` on a labelled dataset and write metrics.json, per_class.csv,
+    confusion_matrix.csv, predictions.csv and (with ``report``) the self-contained report.html."""
     if dataset.y is None:
         raise ValueError("evaluation needs labels")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     y_true = dataset.y.to_numpy().astype(int)
-    modalities, has_image = model.modality_proba(dataset.X)
-    proba = model._combine(modalities, has_image)
+    modality_proba, has_image = model.modality_proba(dataset.X)
+    proba = model.combine(modality_proba, has_image)
     y_pred = model.classes_[proba.argmax(axis=1)]
     evaluation = evaluate_predictions(y_true, y_pred, classes=model.classes_)
-    per_modality = {name: evaluate_predictions(y_true, model.classes_[p.argmax(axis=1)], classes=model.classes_)
-                    for name, p in modalities.items()} if len(modalities) > 1 else {}
-    metrics = {**evaluation.headline(), "modalities": {m: e.headline() for m, e in per_modality.items()},
-               "products_with_image": int(has_image.sum())}
+    modalities = {name: evaluate_predictions(y_true, model.classes_[p.argmax(axis=1)], classes=model.classes_)
+                  for name, p in modality_proba.items()} if len(modality_proba) > 1 else {}
+    result = EvaluationResult(evaluation, modalities, out, [])
+    metrics = {**result.metrics(), "products_with_image": int(has_image.sum())}
     files = [out / "metrics.json", out / "per_class.csv", out / "confusion_matrix.csv", out / "predictions.csv"]
     files[0].write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     evaluation.per_class.to_csv(files[1], index=False, float_format="%.4f")
@@ -114,4 +89,104 @@ def evaluate_to_dir(model: ProductClassifier, dataset: Dataset, out: str | Path)
     predictions["predicted"] = y_pred
     predictions["confidence"] = np.round(proba.max(axis=1), 4)
     predictions.to_csv(files[3])
-    return EvaluationResult(evaluation, out, files)
+    if report:
+        from prodcat.reports.evaluation_report import write_evaluation_report
+
+        files.append(write_evaluation_report(
+            out, evaluation, y_true=y_true, y_pred=y_pred, proba=proba, classes=model.classes_,
+            products=dataset.X, modalities={**modalities, "combined": evaluation} if modalities else None,
+            title=title, model_info=model.describe()))
+    result.files = files
+    return result
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_and_save` did."""
+
+    model: ProductClassifier
+    run_dir: Path
+    model_dir: Path
+    preset: str
+    n_train: int
+    n_valid: int
+    seconds: float
+    validation: EvaluationResult | None = None
+    copies: list[Path] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"Trained preset '{self.preset}' on {self.n_train:,} products in {self.seconds:.1f} s "
+                 f"(components: {', '.join(sorted(self.model.components_))})"]
+        if self.model.image_failures_:
+            path, reason = self.model.image_failures_[0]
+            lines.append(f"  {len(self.model.image_failures_):,} images unusable (text used instead), "
+                         f"e.g. {path}: {reason}")
+        if self.validation:
+            v = self.validation.evaluation
+            lines.append(f"Validation ({self.n_valid:,} products): weighted F1 {v.weighted_f1:.4f}, "
+                         f"macro F1 {v.macro_f1:.4f}, accuracy {v.accuracy:.4f}")
+            lines += [f"  {name:>7} alone: weighted F1 {m.weighted_f1:.4f}"
+                      for name, m in self.validation.modalities.items()]
+        lines.append(f"Run folder: {self.run_dir}")
+        lines += [f"Model bundle: {path}" for path in [self.model_dir, *self.copies]]
+        return "\n".join(lines)
+
+
+def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: str | None = None,
+                   text_model: str | None = None, valid_size: float = 0.1, seed: int = 42,
+                   cache_dir: str | None = None, runs_root: str | Path = "runs", run_name: str | None = None,
+                   mlflow_uri: str | None = None, progress: bool = True, report: bool = True) -> TrainResult:
+    """Hold out ``valid_size`` (stratified), fit the preset, evaluate, and save a run folder.
+
+    The run folder (under ``runs_root``) gets config.json, metrics.json, validation/ and model/;
+    ``out``, when given, receives a copy of the model bundle.
+    """
+    from prodcat.runs import log_to_mlflow, new_run_dir, write_run_files
+
+    if dataset.y is None:
+        raise ValueError("training needs labels")
+    preset = preset or default_preset(dataset)
+    started = time.perf_counter()
+    y = dataset.y.to_numpy()
+    split = stratified_split(y, valid_size=valid_size, test_size=0.0, seed=seed)
+    model = ProductClassifier(preset, text_model=text_model, cache_dir=cache_dir, seed=seed, progress=progress)
+    train = subset(dataset, split.train)
+    model.fit(train.X, train.y.to_numpy())
+    run_dir = new_run_dir(runs_root, run_name)
+    validation = None
+    if len(split.valid):
+        validation = evaluate_to_dir(model, subset(dataset, split.valid), run_dir / "validation", report=report,
+                                     title=f"prodcat validation: preset {preset}")
+        model.metrics_["validation"] = validation.metrics()
+    model_dir = model.save(run_dir / "model")
+    seconds = time.perf_counter() - started
+    config = {"preset": preset, "params": model.get_params(), "spec": model.spec_, "valid_size": valid_size,
+              "n_train": len(split.train), "n_valid": len(split.valid), "fingerprint": model.fingerprint_,
+              "data": dataset.report.to_dict(), "seconds": round(seconds, 2)}
+    write_run_files(run_dir, config=config, metrics=model.metrics_.get("validation", {}))
+    copies = [copy_bundle(model_dir, Path(out))] if out is not None else []
+    if mlflow_uri is not None:
+        log_to_mlflow(mlflow_uri, run_name=run_dir.name, params={"preset": preset, **model.get_params()},
+                      metrics={k: v for k, v in model.metrics_.get("validation", {}).items()
+                               if isinstance(v, (int, float))}, artifacts_dir=run_dir)
+    return TrainResult(model, run_dir, model_dir, preset, len(split.train), len(split.valid), seconds,
+                       validation, copies)
+
+
+def copy_bundle(source: Path, target: Path) -> Path:
+    """Copy a bundle directory, hard-linking files when the filesystem allows it."""
+    if target.exists() and any(target.iterdir()):
+        from prodcat.predictor import BUNDLE_MANIFEST
+
+        if not (target / BUNDLE_MANIFEST).exists():
+            from prodcat.errors import ProdcatError
+
+            raise ProdcatError(f"{target}: exists and is not a prodcat model bundle; refusing to overwrite it")
+        shutil.rmtree(target)
+    target.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        try:
+            os.link(item, target / item.name)
+        except OSError:
+            shutil.copy2(item, target / item.name)
+    return target
