@@ -173,7 +173,8 @@ class Backbone:
 
     ``embed`` maps a uint8 batch ``(n, input_size, input_size, 3)`` to float32 ``(n, 1280)``,
     running at most ``max_batch`` images at once (onnxruntime's activation memory grows with the
-    batch: about 0.3 GB at 16 images, 0.9 GB at 64, for no gain in speed on CPU).
+    batch: about 0.3 GB at 16 images, 0.9 GB at 64, for no gain in speed on CPU). ``spin=False``
+    stops idle onnxruntime threads from busy-waiting, which leaves CPU to decoding workers.
     The ONNX file lives in ``cache_dir/models`` (default: :func:`default_cache_dir`) and is
     rebuilt when missing, unreadable, or made by other package or export-code versions.
     """
@@ -187,12 +188,14 @@ class Backbone:
         cache_dir: str | os.PathLike[str] | None = None,
         threads: int | None = None,
         max_batch: int = 16,
+        spin: bool = False,
     ) -> None:
         spec = _spec(name)
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.name = name
         self.max_batch = max_batch
+        self.spin = spin
         self.input_size = spec.input_size
         self.threads = threads if threads else _available_cpus()
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -228,6 +231,8 @@ class Backbone:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        # idle onnxruntime threads busy-wait by default, taking CPU from the decoding workers
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spin else "0")
         return ort.InferenceSession(str(self.onnx_path), options, providers=["CPUExecutionProvider"])
 
     def _remove_stale_exports(self) -> None:

@@ -14,6 +14,7 @@ import math
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -70,6 +71,18 @@ def _is_missing(path: object) -> bool:
 
 def _ignore_sigint() -> None:  # worker initializer: Ctrl-C is handled by the main process
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _worker_context():
+    """fork on Linux: workers start instantly and never re-import the caller's ``__main__``.
+
+    (forkserver/spawn re-run a script that lacks an ``if __name__ == "__main__"`` guard.) The
+    forked workers only run Pillow and numpy, never onnxruntime, so its threads are harmless.
+    macOS and Windows use spawn, where scripts need the guard.
+    """
+    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
 
 
 class _Pending:
@@ -291,8 +304,7 @@ class ImageEmbedder:
         return computed, failed
 
     def _compute_parallel(self, batches, pending: _Pending, size: int, workers: int, consume) -> None:
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        context = _worker_context()
         in_flight: deque = deque()
         todo = iter(batches)
         with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_ignore_sigint) as pool:
