@@ -155,6 +155,7 @@ def test_draft_decodes_large_jpegs_small_but_keeps_detail_for_small_objects(tmp_
         (lambda p: p.write_bytes(b""), "empty file"),
         (lambda p: p.write_text("this is not a picture"), "not an image"),
         (lambda p: huge_png(p), "too large"),
+        (lambda p: p.mkdir(), "cannot read file"),
     ],
 )
 def test_bad_files_raise_image_error_naming_the_file(tmp_path, make, reason):

@@ -94,6 +94,10 @@ def load_rgb(
         raise ImageError(path, f"image too large (decompression bomb): {exc}") from None
     except UnidentifiedImageError:
         raise ImageError(path, "not an image (unrecognised format)") from None
+    except FileNotFoundError:  # deleted since the stat above
+        raise ImageError(path, "missing file") from None
+    except (PermissionError, IsADirectoryError) as exc:
+        raise ImageError(path, f"cannot read file: {exc.strerror or exc}") from None
     except OSError as exc:  # truncated data, broken codec stream
         raise ImageError(path, f"corrupt or truncated image: {exc}") from None
     except (SyntaxError, ValueError, TypeError, IndexError, EOFError, MemoryError) as exc:
