@@ -176,3 +176,15 @@ def test_fingerprint_and_unknown_backbone():
     assert model_fingerprint("lite0") == model_fingerprint("lite0")
     with pytest.raises(ModelError, match="lite0, lite2"):
         Backbone("resnet50")
+
+
+@pytest.mark.slow
+def test_lite2_exports_and_recognises_a_photo(tmp_path):
+    photo = SITE / "matplotlib/mpl-data/sample_data/grace_hopper.jpg"
+    if not photo.exists():
+        pytest.skip("matplotlib's sample photo is not installed")
+    lite2 = Backbone("lite2", cache_dir=tmp_path)
+    assert lite2.input_size == 260
+    image = preprocess(photo, lite2.input_size)[None]
+    assert lite2.embed(image).shape == (1, 1280)
+    assert 652 in top5(lite2, image)[0]  # military uniform
