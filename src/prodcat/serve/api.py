@@ -219,6 +219,7 @@ def create_app(model: "ProductClassifier | str | Path", *, max_batch: int = 256,
     @app.post("/v1/predict", response_model=PredictionOut, tags=["predict"], openapi_extra=PREDICT_BODY,
               summary="Classify one product (JSON, or multipart with an image file)", responses=ERROR_RESPONSES)
     async def predict(request: Request, top_k: TopK = DEFAULT_TOP_K) -> dict[str, Any]:
+        _reject_unknown_query(request)
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type == "application/json" or media_type.endswith("+json"):
             body = await request.body()
@@ -242,7 +243,8 @@ def create_app(model: "ProductClassifier | str | Path", *, max_batch: int = 256,
 
     @app.post("/v1/predict/batch", response_model=BatchOut, tags=["predict"], responses=ERROR_RESPONSES,
               summary=f"Classify up to {max_batch} products in one call")
-    def predict_batch(batch: BatchIn, top_k: TopK = DEFAULT_TOP_K) -> dict[str, Any]:  # runs in the thread pool
+    def predict_batch(request: Request, batch: BatchIn, top_k: TopK = DEFAULT_TOP_K) -> dict[str, Any]:
+        _reject_unknown_query(request)  # a sync endpoint: FastAPI runs it in the thread pool
         return {"predictions": classify_json(batch.products, top_k, True)}
 
     def openapi() -> dict[str, Any]:
@@ -256,6 +258,14 @@ def create_app(model: "ProductClassifier | str | Path", *, max_batch: int = 256,
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _reject_unknown_query(request: Request, allowed: tuple[str, ...] = ("top_k",)) -> None:
+    """Unknown query parameters are refused like unknown body fields (a misspelt ``topk`` is a 422)."""
+    unknown = sorted(set(request.query_params) - set(allowed))
+    if unknown:
+        raise RequestValidationError([{"loc": ("query", name), "msg": f"unknown query parameter; this endpoint "
+                                       f"accepts {', '.join(allowed)}", "type": "extra_forbidden"} for name in unknown])
 
 
 async def _form_product(request: Request, max_image_bytes: int) -> ProductInput:

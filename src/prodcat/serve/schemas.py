@@ -98,7 +98,8 @@ class RankedClass(ClassScore):
     """One of the top-k classes, with the probability each modality alone gives it."""
 
     by_modality: dict[str, float] = Field(
-        description="Probability of this class from each modality the model used (`text`, `image`).",
+        description="Probability of this class from each component the model used alone (`text`, `image`, "
+        "...; image components only for products whose photo was used).",
         examples=[{"text": 0.93, "image": 0.71}],
     )
 
@@ -119,7 +120,7 @@ class PredictionOut(BaseModel):
     name: str = Field(description="French name of the predicted code.")
     probability: float = Field(ge=0, le=1)
     top: list[RankedClass]
-    modalities: dict[str, list[ClassScore]] = Field(description="Each modality's own top-k.")
+    modalities: dict[str, list[ClassScore]] = Field(description="Each component's own top-k (`text`, `image`...).")
     words: list[WordWeight] = Field(description="Words of the text that pushed towards the prediction.")
     has_image: bool = Field(description="Whether the photo was used.")
     warnings: list[str] = Field(default_factory=list, description="Input the model could not use, e.g. a photo "
@@ -163,7 +164,9 @@ class ModelOut(BaseModel):
     saved_with: dict[str, str] = Field(description="Library versions the bundle was saved with.")
     created: str | None
     preset: str | None
-    components: list[str] = Field(examples=[["text"]])
+    components: list[str] = Field(examples=[["text", "image"]], description="The model's components.")
+    component_kinds: dict[str, str] = Field(examples=[{"text": "text", "image": "image"}],
+                                            description="Kind of each component: text, image or early_fusion.")
     accepts_images: bool
     n_classes: int
     training: dict[str, Any] = Field(description="Training size, data fingerprint (SHA-256), fit time.")

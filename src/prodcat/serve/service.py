@@ -20,7 +20,7 @@ import pandas as pd
 
 import prodcat
 from prodcat.data.io import MOJIBAKE_PATTERN
-from prodcat.errors import DataError
+from prodcat.errors import DataError, ModelError
 from prodcat.image.io import DEFAULT_MAX_PIXELS
 from prodcat.serve.uploads import DEFAULT_MAX_IMAGE_BYTES, check_image
 from prodcat.taxonomy import CATEGORIES, name_of
@@ -57,6 +57,11 @@ class ProductInput:
         return bool((self.designation or "").strip() or (self.description or "").strip())
 
 
+TEXT_KINDS = ("text", "early_fusion")
+IMAGE_KINDS = ("image", "early_fusion")
+IMAGE_UNREADABLE = "the model could not read this photo: the prediction ignores it"
+
+
 @dataclass
 class ServedModel:
     """What the service needs to know about the model, read once."""
@@ -64,7 +69,20 @@ class ServedModel:
     accepts_text: bool
     accepts_images: bool
     classes: np.ndarray
-    warnings: list[str] = field(default_factory=list)
+    kinds: dict[str, str] = field(default_factory=dict)
+
+
+def component_kinds(model: Any) -> dict[str, str]:
+    """Kind (``text``, ``image``, ``early_fusion``) of each fitted component, by name.
+
+    Bundles whose recipe does not list components name each component after its modality.
+    """
+    entries = (getattr(model, "spec_", None) or {}).get("components")
+    fitted = list(model.components_)
+    if isinstance(entries, list):
+        kinds = {e.get("name"): e.get("kind") for e in entries if isinstance(e, dict)}
+        return {name: kinds.get(name, name) for name in fitted}
+    return {name: name for name in fitted}
 
 
 def _repair(text: str | None) -> str:
@@ -108,13 +126,14 @@ class PredictionService:
         self.model = model
         self.max_image_bytes = max_image_bytes
         self.max_pixels = max_pixels
-        components = getattr(model, "components_", None)
-        if components is None:
-            raise InputError("the model is not fitted", status=500)
+        if getattr(model, "components_", None) is None:
+            raise ModelError("the model is not fitted")
+        kinds = component_kinds(model)
         self.served = ServedModel(
-            accepts_text="text" in components,
-            accepts_images="image" in components,
+            accepts_text=any(kind in TEXT_KINDS for kind in kinds.values()),
+            accepts_images=any(kind in IMAGE_KINDS for kind in kinds.values()),
             classes=np.asarray(model.classes_),
+            kinds=kinds,
         )
 
     @classmethod
@@ -169,6 +188,9 @@ class PredictionService:
             return []
         warnings = [self.check(p) for p in products]
         explained = self.model.explain(self.frame(products), k=len(self.served.classes))
+        for product, prediction, notes in zip(products, explained, warnings, strict=True):
+            if product.image is not None and self.served.accepts_images and not prediction.has_image:
+                notes.append(IMAGE_UNREADABLE)
         return [self._answer(pred, k, notes) for pred, notes in zip(explained, warnings, strict=True)]
 
     @staticmethod
@@ -226,7 +248,8 @@ class PredictionService:
             "saved_with": saved_with,
             "created": manifest.get("created"),
             "preset": getattr(model, "preset", None),
-            "components": sorted(model.components_),
+            "components": list(self.served.kinds),
+            "component_kinds": self.served.kinds,
             "accepts_images": self.served.accepts_images,
             "n_classes": len(self.served.classes),
             "training": training,
