@@ -137,6 +137,9 @@ def test_examples_page_classifies_the_first_products(app, dataset, run_dir) -> N
     assert list(table["predicted"]) == [int(c) for c in model.predict(truth.X.iloc[:5])]
     assert list(table["correct"]) == list(table["predicted"] == table["true code"])
     assert len(at.expander) == 5
+    with_photo = truth.X["image_path"].iloc[:5].notna().to_numpy()
+    assert list(table["photo"].notna()) == list(with_photo) and with_photo.any()
+    assert table["photo"].dropna().str.startswith("data:image/jpeg;base64,").all()
     at.slider[0].set_value(8).run()
     assert len(at.dataframe[0].value) == 8
 

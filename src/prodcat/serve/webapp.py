@@ -127,11 +127,13 @@ def examples_page(service: PredictionService, config: webdata.AppConfig) -> None
     rows = []
     for index, product, answer in zip(X.index, products, answers):
         truth = int(examples.labels.loc[index]) if examples.labels is not None else None
-        rows.append({"row": index, "designation": product.designation, "predicted": answer["code"],
+        rows.append({"row": index, "photo": webdata.thumbnail_uri(product.image),
+                     "designation": product.designation, "predicted": answer["code"],
                      "name": answer["name"], "probability": answer["probability"], "true code": truth,
                      "correct": None if truth is None else truth == answer["code"]})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                 column_config={"probability": st.column_config.ProgressColumn("probability", min_value=0,
+                 column_config={"photo": st.column_config.ImageColumn("photo", width="small"),
+                                "probability": st.column_config.ProgressColumn("probability", min_value=0,
                                                                                max_value=1, format="%.2f")})
     for product, answer, row in zip(products, answers, rows):
         with st.expander(f"{row['row']}: {product.designation[:90]}"):

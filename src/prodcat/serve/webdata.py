@@ -7,6 +7,8 @@ this module finds the model's evaluation report, loads example products from a d
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import re
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from prodcat.errors import DataError
+from prodcat.image.io import DEFAULT_MAX_PIXELS
 
 ENV_MODEL = "PRODCAT_APP_MODEL"
 ENV_DATA = "PRODCAT_APP_DATA"
@@ -138,6 +141,26 @@ def read_image(path: object) -> bytes | None:
         return Path(path).read_bytes()
     except OSError:
         return None
+
+
+def thumbnail_uri(data: bytes | None, size: int = 96) -> str | None:
+    """A small JPEG of a photo as a ``data:`` URI (for image columns in tables); None if unreadable."""
+    if not data:
+        return None
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.width * img.height > DEFAULT_MAX_PIXELS:
+                return None
+            img.draft("RGB", (size, size))
+            small = img.convert("RGB")
+            small.thumbnail((size, size))
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+    buffer = io.BytesIO()
+    small.save(buffer, "JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def chart_frame(answer: dict[str, Any]) -> pd.DataFrame:
