@@ -1,9 +1,11 @@
 """``ProductClassifier``: the one public entry point (fit / predict / evaluate / save / load).
 
-Products are rows of a DataFrame with ``designation``, optional ``description`` and optional
-``image_path`` (absolute path or None), as produced by :mod:`prodcat.data.io`. A preset
-(:mod:`prodcat.presets`) names which components to train; each component is a scikit-learn
-classifier over one modality. Products without a usable image fall back to the text model.
+Products are rows of a DataFrame with ``designation``, optional ``description``, optional
+``image_path`` (absolute path or None) and optional ``image_bytes`` (an encoded image held in
+memory, e.g. an upload: embedded without touching the on-disk cache), as produced by
+:mod:`prodcat.data.io`. A preset (:mod:`prodcat.presets`) names the components to train; with
+several components a fuser (:mod:`prodcat.models.fusion`) combines their probabilities.
+Products without a usable image fall back to the text components.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +27,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 import prodcat
+from prodcat import components as comp
 from prodcat.errors import DataError, ModelError
 from prodcat.evaluation import Evaluation, evaluate_predictions
 from prodcat.presets import DEFAULT_PRESET, get_preset
@@ -37,7 +41,7 @@ BUNDLE_COMPONENTS = "components.joblib"
 
 @dataclass
 class Prediction:
-    """Top-k classes of one product, overall and per modality, with the words behind the text."""
+    """Top-k classes of one product, overall and per component, with the words behind the text."""
 
     top: list[tuple[int, str, float]]
     modalities: dict[str, list[tuple[int, str, float]]] = field(default_factory=dict)
@@ -97,13 +101,16 @@ def library_versions() -> dict[str, str]:
 class ProductClassifier(ClassifierMixin, BaseEstimator):
     """Classify products into the 27 Rakuten codes from text and/or image.
 
-    Parameters follow scikit-learn conventions: the constructor only stores them; ``fit``
-    learns ``classes_``, ``components_`` and ``metrics_``.
+    The constructor only stores parameters; ``fit`` learns ``classes_``, ``components_``,
+    ``fuser_`` and the training fingerprint.
 
-    preset: name from :data:`prodcat.presets.PRESETS` (``"fast"``, ``"image"``, ...).
-    text_model: override the preset's text model name (see :data:`prodcat.models.text.TEXT_MODELS`).
-    image_model: override the preset's image head (``"logreg"`` or ``"mlp"``).
+    preset: name from :data:`prodcat.presets.PRESETS` (``"fast"``, ``"image"``, ``"balanced"``, ``"best"``).
+    text_model: override the model of the preset's ``text`` component (any name of
+        :func:`prodcat.components.text_model_names`).
+    image_model: override the head of the ``image`` component (``"logreg"`` or ``"mlp"``).
     backbone: override the image backbone (``"lite0"`` or ``"lite2"``).
+    fusion: override the fuser (``"stack"`` or ``"blend"``).
+    time_limit: seconds for the whole fit; deep components get their share of it.
     cache_dir: image embedding cache (default: the user cache dir or ``$PRODCAT_CACHE_DIR``).
     """
 
@@ -114,6 +121,8 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         text_model: str | None = None,
         image_model: str | None = None,
         backbone: str | None = None,
+        fusion: str | None = None,
+        time_limit: float | None = None,
         cache_dir: str | None = None,
         seed: int = 42,
         progress: bool = True,
@@ -122,6 +131,8 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         self.text_model = text_model
         self.image_model = image_model
         self.backbone = backbone
+        self.fusion = fusion
+        self.time_limit = time_limit
         self.cache_dir = cache_dir
         self.seed = seed
         self.progress = progress
@@ -130,32 +141,59 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
     def resolved_spec(self) -> dict[str, Any]:
         """The preset with this object's overrides applied."""
         spec = get_preset(self.preset)
-        if self.text_model is not None:
-            spec["text"] = {**(spec.get("text") or {}), "model": self.text_model}
-        if spec.get("image") is not None:
-            if self.image_model is not None:
-                spec["image"]["model"] = self.image_model
-            if self.backbone is not None:
-                spec["image"]["backbone"] = self.backbone
-        if not spec.get("text") and not spec.get("image"):
-            raise ModelError(f"preset {self.preset!r} enables neither text nor image")
+        for entry in spec["components"]:
+            if entry["name"] == "text" and self.text_model is not None:
+                entry["model"] = self.text_model
+            if entry["name"] == "image" and self.image_model is not None:
+                entry["model"] = self.image_model
+        if self.backbone is not None and spec.get("backbone"):
+            spec["backbone"] = self.backbone
+        if self.fusion is not None and spec.get("fusion"):
+            spec["fusion"]["kind"] = self.fusion
         return spec
 
-    def _embedder(self, spec: dict[str, Any]):
+    def _log(self, message: str) -> None:
+        if self.progress:
+            print(message, file=sys.stderr, flush=True)
+
+    def _inputs(self, products: pd.DataFrame, spec: dict[str, Any]) -> comp.Inputs:
+        """Products plus image embeddings when the spec's components read them."""
+        n = len(products)
+        if not comp.needs_images(spec["components"]):
+            return comp.Inputs(products, np.zeros((n, 0), np.float32), np.zeros(n, bool))
         from prodcat.image.embed import ImageEmbedder
 
-        return ImageEmbedder(spec["image"]["backbone"], cache_dir=self.cache_dir, progress=self.progress)
-
-    def _embed(self, products: pd.DataFrame, spec: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, list]:
-        paths = products["image_path"].tolist()
-        if all(p is None or (isinstance(p, float) and np.isnan(p)) for p in paths):
-            return np.zeros((len(products), 0), np.float32), np.zeros(len(products), bool), []
-        result = self._embedder(spec).embed(paths)
-        return result.vectors, result.ok, result.failures
+        images = list(products["image_path"])
+        if "image_bytes" in products.columns:
+            images = [b if b is not None and not _is_missing(b) else p
+                      for b, p in zip(products["image_bytes"], images)]
+        if all(_is_missing(i) for i in images):
+            return comp.Inputs(products, np.zeros((n, 0), np.float32), np.zeros(n, bool))
+        embedder = ImageEmbedder(spec["backbone"], cache_dir=self.cache_dir, progress=self.progress and n > 256)
+        result = embedder.embed(images)
+        return comp.Inputs(products, result.vectors, result.ok, list(result.failures))
 
     # -- fitting --------------------------------------------------------------------------
+    def _budget(self, entry: dict[str, Any]) -> float | None:
+        """A component's share of ``time_limit`` (its ``budget`` fraction, 10% by default)."""
+        return None if self.time_limit is None else float(self.time_limit) * float(entry.get("budget", 0.1))
+
+    def _fit_components(self, inputs: comp.Inputs, y: np.ndarray, spec: dict[str, Any]) -> dict[str, Any]:
+        """Fresh components of ``spec`` fitted on ``inputs``; untrainable ones are left out."""
+        fitted: dict[str, Any] = {}
+        for entry in spec["components"]:
+            estimator = comp.build(entry, seed=self.seed, time_limit=self._budget(entry))
+            started = time.perf_counter()
+            model = comp.fit(entry, estimator, inputs, y)
+            if model is None:
+                self._log(f"  {entry['name']}: skipped (not enough products with a usable image)")
+                continue
+            fitted[entry["name"]] = model
+            self.fit_times_[entry["name"]] = self.fit_times_.get(entry["name"], 0.0) + time.perf_counter() - started
+        return fitted
+
     def fit(self, X: Any, y: Sequence[int]) -> "ProductClassifier":
-        """Train the preset's components on products ``X`` and codes ``y``; returns ``self``."""
+        """Train the preset's components (and fuser) on products ``X`` and codes ``y``; returns ``self``."""
         products = as_products(X)
         y = np.asarray(y).astype(int)
         if len(products) != len(y):
@@ -167,72 +205,94 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         self.spec_ = spec
         self.classes_ = np.unique(y)
         self.prior_ = np.bincount(np.searchsorted(self.classes_, y), minlength=len(self.classes_)) / len(y)
-        self.components_: dict[str, Any] = {}
-        self.image_failures_: list[tuple[str, str]] = []
-        if spec.get("text"):
-            from prodcat.models.text import TextClassifier
-
-            self._log(f"Training text model ({spec['text']['model']}) on {len(y):,} products")
-            self.components_["text"] = TextClassifier(spec["text"]["model"], seed=self.seed).fit(products, y)
-        if spec.get("image"):
-            from prodcat.models.image import ImageEmbeddingClassifier
-
-            vectors, ok, failures = self._embed(products, spec)
-            self.image_failures_ = list(failures)
-            if ok.sum() >= 2 and len(np.unique(y[ok])) >= 2:
-                self._log(f"Training image model ({spec['image']['model']}) on {int(ok.sum()):,} images")
-                self.components_["image"] = ImageEmbeddingClassifier(
-                    kind=spec["image"]["model"], random_state=self.seed
-                ).fit(vectors[ok], y[ok])
-            elif not spec.get("text"):
-                raise DataError("the image preset needs images: none of the training products has a readable image")
-            else:
-                self._log("No usable training images: the image model is skipped")
+        self.fit_times_: dict[str, float] = {}
+        inputs = self._inputs(products, spec)
+        self.image_failures_ = inputs.failures
+        if comp.needs_images(spec["components"]) and not inputs.has_image.any():
+            if all(comp.uses_image(e) for e in spec["components"]):
+                raise DataError(f"preset {self.preset!r} needs images: none of the training products has a "
+                                "readable image (pass --images / an image_path column)")
+            self._log("No usable training images: image components are skipped")
+        names = ", ".join(e["name"] for e in spec["components"])
+        self._log(f"Training {names} on {len(y):,} products ({int(inputs.has_image.sum()):,} with an image)")
+        self.fuser_ = self.blend_ = None
+        fusion = spec.get("fusion")
+        if fusion and len(spec["components"]) > 1:
+            self.components_ = self._fit_with_fusion(inputs, y, spec, fusion)
+        else:
+            self.components_ = self._fit_components(inputs, y, spec)
+        if not self.components_:
+            raise DataError("no component could be trained on this data")
         self.fit_seconds_ = time.perf_counter() - started
         self.fingerprint_ = data_fingerprint(products, y)
         self.n_train_ = int(len(y))
         self.metrics_: dict[str, Any] = {}
         return self
 
-    def _log(self, message: str) -> None:
-        if self.progress:
-            import sys
+    def _fit_with_fusion(self, inputs: comp.Inputs, y: np.ndarray, spec: dict[str, Any],
+                         fusion: dict[str, Any]) -> dict[str, Any]:
+        """Fit components and the fusers (stacking and blend) without leakage."""
+        from prodcat.models.fusion import BlendFuser, StackingFuser, out_of_fold
 
-            print(message, file=sys.stderr, flush=True)
+        entries = {e["name"]: e for e in spec["components"]}
+
+        def score(models: dict[str, Any], part: comp.Inputs) -> dict[str, np.ndarray]:
+            return {n: comp.proba(entries[n], m, part, self.classes_, self.prior_) for n, m in models.items()}
+
+        if fusion.get("folds", 5) >= 2:
+            def fit_predict(train: np.ndarray, held_out: np.ndarray) -> dict[str, np.ndarray]:
+                return score(self._fit_components(inputs.take(train), y[train], spec), inputs.take(held_out))
+
+            held_out_proba = out_of_fold(fit_predict, y, folds=int(fusion["folds"]), seed=self.seed, progress=self._log)
+            held_out_y, held_out_image = y, inputs.has_image
+            self._log("  refitting every component on all the training data")
+            fitted = self._fit_components(inputs, y, spec)
+        else:
+            from sklearn.model_selection import train_test_split
+
+            counts = np.bincount(np.searchsorted(self.classes_, y))
+            train, held_out = train_test_split(np.arange(len(y)), test_size=float(fusion.get("holdout", 0.15)),
+                                               random_state=self.seed, stratify=y if counts.min() >= 2 else None)
+            fitted = self._fit_components(inputs.take(train), y[train], spec)
+            held_out_proba = score(fitted, inputs.take(held_out))
+            held_out_y, held_out_image = y[held_out], inputs.has_image[held_out]
+        present = [n for n in fitted if n in held_out_proba]
+        text_like = [n for n in present if not comp.uses_image(entries[n])]
+        image_like = [n for n in present if comp.uses_image(entries[n])]
+        if not text_like:  # only image components: products without an image get the prior
+            text_like, held_out_proba = ["_prior"], {**held_out_proba, "_prior": np.tile(self.prior_, (len(held_out_y), 1))}
+        self.fuser_ = StackingFuser(text_like, image_like, seed=self.seed).fit(
+            held_out_proba, held_out_y, held_out_image, self.classes_)
+        self.blend_ = BlendFuser(text_like, image_like).fit(held_out_proba, held_out_y, held_out_image, self.classes_)
+        return fitted
 
     # -- prediction -----------------------------------------------------------------------
-    def _aligned(self, component: Any, proba: np.ndarray) -> np.ndarray:
-        """Probabilities re-ordered onto ``classes_`` (a component may have seen fewer classes)."""
-        out = np.zeros((proba.shape[0], len(self.classes_)))
-        out[:, np.searchsorted(self.classes_, component.classes_)] = proba
-        return out
-
     def modality_proba(self, X: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Per-modality probabilities (``classes_`` columns) and the mask of products with an image."""
+        """Each component's probabilities (``classes_`` columns) and the mask of products with a
+        usable image."""
         check_is_fitted(self, "components_")
         products = as_products(X)
-        out: dict[str, np.ndarray] = {}
-        has_image = np.zeros(len(products), bool)
-        if "text" in self.components_:
-            text = self.components_["text"]
-            out["text"] = self._aligned(text, text.predict_proba(products))
-        if "image" in self.components_:
-            vectors, ok, _ = self._embed(products, self.spec_)
-            has_image = ok
-            proba = np.tile(self.prior_, (len(products), 1))
-            if ok.any():
-                image = self.components_["image"]
-                proba[ok] = self._aligned(image, image.predict_proba(vectors[ok]))
-            out["image"] = proba
-        return out, has_image
+        inputs = self._inputs(products, self.spec_)
+        entries = {e["name"]: e for e in self.spec_["components"]}
+        out = {name: comp.proba(entries[name], model, inputs, self.classes_, self.prior_)
+               for name, model in self.components_.items()}
+        return out, inputs.has_image
 
-    def combine(self, modalities: dict[str, np.ndarray], has_image: np.ndarray) -> np.ndarray:
-        """Fuse per-modality probabilities into one distribution per product."""
-        if "text" in modalities and "image" in modalities:
-            combined = modalities["text"].copy()
-            combined[has_image] = 0.5 * (modalities["text"][has_image] + modalities["image"][has_image])
-            return combined
-        return next(iter(modalities.values()))
+    def combine(self, modalities: dict[str, np.ndarray], has_image: np.ndarray, *, fuser: str | None = None
+                ) -> np.ndarray:
+        """Fuse per-component probabilities into one distribution per product.
+
+        ``fuser``: ``"stack"`` or ``"blend"`` (default: the preset's); with one component, its own.
+        """
+        chosen = fuser or (self.spec_.get("fusion") or {}).get("kind", "stack")
+        model = self.blend_ if chosen == "blend" else self.fuser_
+        if model is None:
+            if len(modalities) != 1:  # several components and no fuser: plain average
+                return np.mean(list(modalities.values()), axis=0)
+            return next(iter(modalities.values()))
+        if "_prior" in model.text_components:
+            modalities = {**modalities, "_prior": np.tile(self.prior_, (len(has_image), 1))}
+        return model.predict_proba(modalities, has_image)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, columns in ``classes_`` order."""
@@ -244,34 +304,68 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
     def explain(self, X: Any, k: int = 5, n_words: int = 8) -> list[Prediction]:
-        """Top-k classes per product, each modality's own top-k, and the words behind the text."""
+        """Top-k classes per product, each component's own top-k (products with an image only for
+        image components), and the words that pushed the text model."""
         products = as_products(X)
         modalities, has_image = self.modality_proba(products)
         combined = self.combine(modalities, has_image)
+        entries = {e["name"]: e for e in self.spec_["components"]}
         text = self.components_.get("text")
-        cleaned = text.clean(products) if text is not None else None
+        cleaned = text.clean(products) if text is not None and hasattr(text, "top_terms") else None
         predictions = []
         for i in range(len(products)):
             top = _top_k(combined[i], self.classes_, k)
-            per_modality = {m: _top_k(p[i], self.classes_, k) for m, p in modalities.items()
-                            if m != "image" or has_image[i]}
-            words = text.top_terms(cleaned[i], top[0][0], n_words) if text is not None else []
-            predictions.append(Prediction(top, per_modality, words, bool(has_image[i])))
+            per_component = {name: _top_k(p[i], self.classes_, k) for name, p in modalities.items()
+                             if has_image[i] or not comp.uses_image(entries[name])}
+            words = text.top_terms(cleaned[i], top[0][0], n_words) if cleaned is not None else []
+            predictions.append(Prediction(top, per_component, words, bool(has_image[i])))
         return predictions
-
-    def describe(self) -> dict[str, Any]:
-        """Short description of the fitted model (preset, components, training size), for reports."""
-        check_is_fitted(self, "components_")
-        return {"preset": self.preset, "components": ", ".join(sorted(self.components_)),
-                "text model": (self.spec_.get("text") or {}).get("model", "-"),
-                "image model": (self.spec_.get("image") or {}).get("model", "-"),
-                "backbone": (self.spec_.get("image") or {}).get("backbone", "-"),
-                "trained on": f"{self.n_train_:,} products" if self.n_train_ else "?",
-                "fingerprint": (self.fingerprint_ or "")[:12]}
 
     def evaluate(self, X: Any, y: Sequence[int]) -> Evaluation:
         """Weighted/macro F1, accuracy, per-class scores and confusion matrix on labelled data."""
         return evaluate_predictions(np.asarray(y).astype(int), self.predict(X), classes=self.classes_)
+
+    def leaderboard(self, X: Any, y: Sequence[int]) -> pd.DataFrame:
+        """Every component alone and every fusion, scored on labelled data (best first)."""
+        y = np.asarray(y).astype(int)
+        started = time.perf_counter()
+        modalities, has_image = self.modality_proba(X)
+        shared = (time.perf_counter() - started) / max(len(y), 1) * 1000
+        entries = {e["name"]: e for e in self.spec_["components"]}
+        rows = []
+
+        def add(name: str, modality: str, proba: np.ndarray, fit_s: float) -> None:
+            e = evaluate_predictions(y, self.classes_[proba.argmax(axis=1)], classes=self.classes_)
+            rows.append({"model": name, "modality": modality, "weighted_f1": e.weighted_f1, "macro_f1": e.macro_f1,
+                         "accuracy": e.accuracy, "fit_s": fit_s, "predict_ms_per_1000": shared * 1000})
+
+        for name, proba in modalities.items():
+            entry = entries[name]
+            modality = {"text": "text", "image": "image"}.get(entry["kind"], "text+image")
+            if comp.uses_image(entry) and (~has_image).any():
+                modality = f"image ({int(has_image.sum())} of {len(y)} with an image; prior otherwise)"
+            add(f"{name} ({entry.get('model') or entry['kind']})", modality, proba, self.fit_times_.get(name, 0.0))
+        if self.fuser_ is not None:
+            total = float(sum(self.fit_times_.values()))
+            add("fusion: stack", "text+image", self.combine(modalities, has_image, fuser="stack"), total)
+            add("fusion: blend", "text+image", self.combine(modalities, has_image, fuser="blend"), total)
+        return pd.DataFrame(rows).sort_values("weighted_f1", ascending=False, ignore_index=True)
+
+    def describe(self) -> dict[str, Any]:
+        """Short description of the fitted model (preset, components, training size), for reports."""
+        check_is_fitted(self, "components_")
+        entries = {e["name"]: e for e in self.spec_["components"]}
+        info = {"preset": self.preset,
+                "components": ", ".join(f"{n} ({entries[n].get('model') or entries[n]['kind']})"
+                                        for n in self.components_),
+                "fusion": (self.spec_.get("fusion") or {}).get("kind", "-") if self.fuser_ is not None else "-",
+                "backbone": self.spec_.get("backbone") or "-",
+                "trained on": f"{self.n_train_:,} products" if self.n_train_ else "?",
+                "fingerprint": (self.fingerprint_ or "")[:12]}
+        if self.blend_ is not None:
+            info["blend weights"] = json.dumps({k: {n: round(w, 3) for n, w in v.items()}
+                                                for k, v in self.blend_.weights().items()})
+        return info
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -279,7 +373,9 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "components_")
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        joblib.dump({"components": self.components_, "prior": self.prior_}, path / BUNDLE_COMPONENTS, compress=3)
+        state = {"components": self.components_, "prior": self.prior_, "fuser": self.fuser_, "blend": self.blend_,
+                 "fit_times": self.fit_times_}
+        joblib.dump(state, path / BUNDLE_COMPONENTS, compress=3)
         manifest = {
             "format": BUNDLE_FORMAT,
             "versions": library_versions(),
@@ -287,7 +383,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             "params": self.get_params(),
             "spec": self.spec_,
             "classes": [int(c) for c in self.classes_],
-            "components": sorted(self.components_),
+            "components": list(self.components_),
             "training": {"n": self.n_train_, "fingerprint": self.fingerprint_, "fit_seconds": round(self.fit_seconds_, 2),
                          "image_failures": len(self.image_failures_)},
             "metrics": self.metrics_,
@@ -322,13 +418,16 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
                 )
         try:
             state = joblib.load(Path(path) / BUNDLE_COMPONENTS)
-        except (OSError, EOFError, ValueError, ImportError, AttributeError) as error:
+        except (OSError, EOFError, ValueError, ImportError, AttributeError, KeyError) as error:
             raise ModelError(f"{path}: cannot read {BUNDLE_COMPONENTS} ({error})") from error
         model = cls(**manifest["params"])
         model.spec_ = manifest["spec"]
         model.classes_ = np.asarray(manifest["classes"], dtype=int)
         model.components_ = state["components"]
         model.prior_ = state["prior"]
+        model.fuser_ = state.get("fuser")
+        model.blend_ = state.get("blend")
+        model.fit_times_ = state.get("fit_times", {})
         model.metrics_ = manifest.get("metrics", {})
         training = manifest.get("training", {})
         model.n_train_ = training.get("n")
@@ -337,6 +436,10 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         model.image_failures_ = []
         model.manifest_ = manifest
         return model
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or (isinstance(value, str) and not value)
 
 
 def _minor(version: str | None) -> tuple[str, ...]:

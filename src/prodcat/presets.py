@@ -1,4 +1,13 @@
-"""Presets: named model recipes, plain data so they can be listed, diffed and saved in bundles."""
+"""Presets: named model recipes, plain data so they can be listed, diffed and saved in bundles.
+
+A preset lists its ``components`` (see :mod:`prodcat.components`), the image ``backbone`` and
+how the components are fused:
+
+- ``{"kind": "stack" | "blend", "folds": K}``: the fuser learns from K-fold out-of-fold
+  predictions, then every component is refitted on all the training data;
+- ``{"kind": ..., "folds": 0, "holdout": 0.15}``: components train on 85% and the fuser learns
+  from their predictions on the other 15% (no refit: for expensive components).
+"""
 
 from __future__ import annotations
 
@@ -7,16 +16,41 @@ from typing import Any
 
 from prodcat.errors import ProdcatError
 
+_TEXT = {"name": "text", "kind": "text", "model": "linear"}
+_IMAGE = {"name": "image", "kind": "image", "model": "logreg"}
+
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": {
         "description": "Text only: cleaned text -> word + character TF-IDF -> calibrated linear SVM.",
-        "text": {"model": "linear"},
-        "image": None,
+        "components": [_TEXT],
+        "backbone": None,
+        "fusion": None,
     },
     "image": {
         "description": "Image only: EfficientNet-Lite0 embeddings -> logistic regression.",
-        "text": None,
-        "image": {"model": "logreg", "backbone": "lite0"},
+        "components": [_IMAGE],
+        "backbone": "lite0",
+        "fusion": None,
+    },
+    "balanced": {
+        "description": "Text TF-IDF model + image embeddings model, late fusion by stacking on 5-fold "
+                       "out-of-fold probabilities (default when images are given).",
+        "components": [_TEXT, _IMAGE],
+        "backbone": "lite0",
+        "fusion": {"kind": "stack", "folds": 5},
+    },
+    "best": {
+        "description": "Everything stacked: TF-IDF linear, dense net on TF-IDF, fine-tuned MiniLM "
+                       "transformer, image MLP head and early fusion; meta-learner on a 15% holdout.",
+        "components": [
+            _TEXT,
+            {"name": "neural_simple", "kind": "text", "model": "neural_simple"},
+            {"name": "minilm", "kind": "text", "model": "minilm", "budget": 0.7},
+            {"name": "image", "kind": "image", "model": "mlp"},
+            {"name": "early_fusion", "kind": "early_fusion"},
+        ],
+        "backbone": "lite0",
+        "fusion": {"kind": "stack", "folds": 0, "holdout": 0.15},
     },
 }
 

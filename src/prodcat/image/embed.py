@@ -28,7 +28,7 @@ from prodcat.errors import DataError, ProdcatError
 from prodcat.image.backbone import Backbone, _available_cpus
 from prodcat.image.cache import FeatureStore, FileId, Hit
 from prodcat.image.cachedir import default_cache_dir
-from prodcat.image.io import PREPROCESS_VERSION, decode_batch
+from prodcat.image.io import IN_MEMORY, PREPROCESS_VERSION, ImageError, decode_batch, preprocess
 
 __all__ = ["EmbedStats", "EmbeddingResult", "IMAGE_SUFFIXES", "ImageEmbedder", "default_cache_dir", "embed_folder"]
 
@@ -147,10 +147,12 @@ class ImageEmbedder:
             return self.workers
         return max(1, math.ceil(_available_cpus() / 4))  # decoding costs ~1/4 of the model's CPU
 
-    def embed(self, paths: Sequence[str | os.PathLike[str] | None]) -> EmbeddingResult:
+    def embed(self, paths: Sequence[str | os.PathLike[str] | bytes | None]) -> EmbeddingResult:
         """Embeddings for each path (None or empty = the product has no image).
 
-        Unusable images get a zero vector, ``ok=False`` and a ``(path, reason)`` in ``failures``.
+        An item may also be the encoded image itself (``bytes``, e.g. an upload): it is decoded in
+        this process and never cached. Unusable images get a zero vector, ``ok=False`` and a
+        ``(path, reason)`` in ``failures``.
         """
         model = self.model
         vectors = np.zeros((len(paths), model.dim), dtype=np.float32)
@@ -161,8 +163,26 @@ class ImageEmbedder:
                 vectors[where] = vector
                 ok[where] = True
 
-        stats = self._run(paths, deliver)
+        in_memory = [i for i, p in enumerate(paths) if isinstance(p, (bytes, bytearray))]
+        files = [None if isinstance(p, (bytes, bytearray)) else p for p in paths] if in_memory else paths
+        stats = self._run(files, deliver)
+        if in_memory:
+            stats.failures.extend(self._embed_in_memory([paths[i] for i in in_memory], in_memory, deliver))
         return EmbeddingResult(vectors=vectors, ok=ok, failures=stats.failures, stats=stats)
+
+    def _embed_in_memory(self, images: list[bytes], positions: list[int],
+                         deliver: Callable[[list[list[int]], np.ndarray], None]) -> list[tuple[str, str]]:
+        """Decode encoded images in-process and embed them; returns their failures."""
+        decoded, done, failures = [], [], []
+        for position, data in zip(positions, images):
+            try:
+                decoded.append(preprocess(data, self.model.input_size))
+                done.append([position])
+            except ImageError as exc:
+                failures.append((f"{IN_MEMORY} (product {position})", exc.reason))
+        if decoded:
+            deliver(done, self.model.embed(np.stack(decoded)))
+        return failures
 
     def run(self, paths: Sequence[str | os.PathLike[str] | None]) -> EmbedStats:
         """Fill the cache for ``paths`` without keeping vectors in memory."""

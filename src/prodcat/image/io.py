@@ -5,6 +5,7 @@ Kept free of heavy imports (numpy and Pillow only): decoding worker processes im
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import warnings
@@ -41,6 +42,10 @@ __all__ = [
 ]
 
 
+IN_MEMORY = "<image bytes>"
+"""The name errors give an image decoded from memory rather than a file."""
+
+
 class ImageError(DataError):
     """An image file cannot be used: missing, empty, not an image, corrupt or too large."""
 
@@ -50,7 +55,7 @@ class ImageError(DataError):
 
 
 def load_rgb(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | bytes,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     draft: tuple[int, int] | None = None,
@@ -60,21 +65,26 @@ def load_rgb(
     Grayscale, CMYK, palette, 16-bit and alpha images become RGB (transparency is composited on
     white); EXIF orientation is applied. ``draft=(w, h)`` lets the JPEG decoder downscale by 1/2,
     1/4 or 1/8 while decoding, never below ``(w, h)``: much faster than decoding at full size.
-    Raises :class:`ImageError` naming the file and the problem.
+    ``path`` may also be the encoded image itself (``bytes``, e.g. an upload): it is decoded
+    from memory. Raises :class:`ImageError` naming the file and the problem.
     """
-    path = os.fspath(path)
-    try:
-        size = os.stat(path).st_size
-    except FileNotFoundError:
-        raise ImageError(path, "missing file") from None
-    except OSError as exc:
-        raise ImageError(path, f"cannot read file: {exc.strerror or exc}") from None
+    if isinstance(path, (bytes, bytearray)):
+        source: object = io.BytesIO(path)
+        size, path = len(path), IN_MEMORY
+    else:
+        source = path = os.fspath(path)
+        try:
+            size = os.stat(path).st_size
+        except FileNotFoundError:
+            raise ImageError(path, "missing file") from None
+        except OSError as exc:
+            raise ImageError(path, f"cannot read file: {exc.strerror or exc}") from None
     if size == 0:
         raise ImageError(path, "empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 width, height = img.size
                 if width * height > max_pixels:
                     raise ImageError(
@@ -185,7 +195,7 @@ def fit_square(img: Image.Image, size: int) -> Image.Image:
 
 
 def _crop_at_full_detail(
-    path: str, img: Image.Image, box: tuple[int, int, int, int], size: int, max_pixels: int
+    path: str | bytes, img: Image.Image, box: tuple[int, int, int, int], size: int, max_pixels: int
 ) -> Image.Image:
     """Crop ``box`` of a draft-decoded image, decoding again at a finer scale when the crop is small.
 
@@ -217,7 +227,7 @@ def _crop_at_full_detail(
 
 
 def preprocess(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | bytes,
     size: int = 224,
     *,
     crop: bool = True,
@@ -230,7 +240,8 @@ def preprocess(
     for content filling half the side; a smaller object in a wide border is decoded again finer.
     Raises :class:`ImageError` for unusable files.
     """
-    path = os.fspath(path)
+    if not isinstance(path, (bytes, bytearray)):
+        path = os.fspath(path)
     img = load_rgb(path, max_pixels=max_pixels, draft=(2 * size, 2 * size))
     if crop:
         box = white_border_box(img, tolerance=tolerance)

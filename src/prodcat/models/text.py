@@ -154,7 +154,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             return []
         row = self._transform_clean([cleaned])
         names = np.concatenate([v.get_feature_names_out() for v in self.vectorizers_])
-        class_index = int(np.flatnonzero(self.classes_ == int(code))[0])
+        if weights.shape[0] == 1 and len(self.classes_) == 2:  # binary linear models keep one row
+            weights = np.vstack([-weights[0], weights[0]])
+        class_index = int(np.flatnonzero(self.classes_ == code)[0])
         contributions = row.multiply(weights[class_index]).tocsr()
         order = np.argsort(-contributions.data)
         terms: list[tuple[str, float]] = []
