@@ -16,3 +16,12 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "rakuten_sample" / "X_train_sample.csv").exists():
         pytest.skip("../shared/data is absent")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_blas_thread():
+    """Two pytest workers share two cores: one BLAS thread each avoids OpenBLAS spin contention."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -123,37 +122,3 @@ def test_eda_on_the_real_sample(tmp_path, shared_data):
     assert f"Sample: {n_images} images drawn at random" in html and "500 x 500" in html
     assert "27 classes" in html
 
-
-def _synthetic_catalogue(n: int, folder: Path, n_images: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    paths = []
-    for i in range(n_images):
-        pixels = np.full((500, 500, 3), 255, np.uint8)
-        margin = int(rng.integers(0, 200))
-        pixels[margin:500 - margin, margin:500 - margin] = rng.integers(0, 255, size=3)
-        Image.fromarray(pixels).save(folder / f"{i}.jpg", quality=90)
-        paths.append(str(folder / f"{i}.jpg"))
-    words = np.array("chaise table livre jeu console figurine piscine bébé décoration cuisine <br/> &eacute; "
-                     "élégante très jolie pour enfant adulte bois métal rouge bleu the and für mit".split())
-    lengths = rng.integers(0, 150, size=n) * (rng.random(n) > 0.35)
-    X = pd.DataFrame({
-        "designation": [" ".join(rng.choice(words, size=rng.integers(4, 20))) + f" {i}" for i in range(n)],
-        "description": [" ".join(rng.choice(words, size=k)) for k in lengths],
-        "productid": np.arange(n),
-        "imageid": np.arange(n),
-        "image_path": np.array(paths, dtype=object)[rng.integers(0, n_images, size=n)],
-    })
-    dist = official_distribution()
-    y = pd.Series(rng.choice(CODES, size=n, p=[dist[c] for c in CODES]))
-    return X, y
-
-
-@pytest.mark.slow
-def test_eda_time_on_85k_rows_and_2000_images(tmp_path):
-    images = tmp_path / "images"
-    images.mkdir()
-    X, y = _synthetic_catalogue(84_916, images, 2_000)
-    start = time.perf_counter()
-    html = write_eda(tmp_path / "out", X, y, X_other=X.head(13_812), image_sample=2_000, progress=False)
-    assert time.perf_counter() - start < 180
-    assert "Sample: 2,000 images" in html.read_text(encoding="utf-8")

@@ -75,7 +75,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     dataset = _load(args, labels=True)
     result = train_and_save(dataset, out=args.out, preset=args.preset, text_model=args.text_model,
                             valid_size=args.valid_size, seed=args.seed, cache_dir=args.cache,
-                            runs_root=args.runs_dir, run_name=args.name, mlflow_uri=args.mlflow)
+                            runs_root=args.runs_dir, run_name=args.name, mlflow_uri=args.mlflow,
+                            time_limit=args.time_limit)
     _print(result.summary())
     return 0
 
@@ -142,6 +143,33 @@ def cmd_crop(args: argparse.Namespace) -> int:
 
     _print(f"Wrote {crop_preview(args.image, args.out, size=args.size)}")
     return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from prodcat.compare import compare_models, save_leaderboard, to_markdown
+
+    _print(f"Loading {args.x}")
+    dataset = _load(args, labels=True)
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    board = compare_models(dataset, names, test_size=args.test_size, seed=args.seed, cache_dir=args.cache,
+                           time_limit=args.time_limit, echo=_print)
+    _print(to_markdown(board))
+    for path in save_leaderboard(board, args.out):
+        _print(f"Wrote {path}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from prodcat.serve.api import run_server
+
+    run_server(args.model, host=args.host, port=args.port, workers=args.workers, max_batch=args.max_batch)
+    return 0
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    from prodcat.serve.launch import run_webapp
+
+    return run_webapp(args.model, port=args.port, data=args.data, report=args.report, host=args.host)
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
@@ -224,7 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p, labels=True)
     p.add_argument("--preset", default=None, choices=sorted(PRESETS),
                    help="model recipe (default: fast without images; see `prodcat presets`)")
-    p.add_argument("--text-model", default=None, help="override the text model (e.g. linear_svc, logistic_regression)")
+    p.add_argument("--text-model", default=None, help="override the text model (e.g. linear_svc, logistic_regression, "
+                                                       "hierarchical, neural_embedding, minilm)")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS",
+                   help="time budget for the fit; deep components get their share (as AutoGluon's time_limit)")
     p.add_argument("--valid-size", type=float, default=0.1,
                    help="share held out for validation metrics (0 trains on everything; default 0.1)")
     p.add_argument("--seed", type=int, default=42)
@@ -267,6 +298,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--out", required=True, metavar="PNG")
     p.add_argument("--size", type=int, default=224)
+
+    p = command("compare", cmd_compare, "Train several models on one split and print/save a leaderboard.")
+    _add_data_args(p, labels=True)
+    p.add_argument("--models", required=True, metavar="A,B,C",
+                   help="comma-separated: presets (fast, balanced, ...), text models (linear_svc, ...), image:logreg")
+    p.add_argument("--test-size", type=float, default=0.2, help="held-out share (default 0.2)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--time-limit", type=float, metavar="SECONDS", help="time budget per model fit")
+    p.add_argument("--cache", metavar="DIR", help="image embedding cache")
+    p.add_argument("--out", required=True, metavar="DIR", help="where leaderboard.csv and leaderboard.md go")
+
+    p = command("serve", cmd_serve, "Serve a model bundle over HTTP (REST API, OpenAPI at /docs).")
+    p.add_argument("--model", required=True, metavar="MODEL_DIR")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="worker processes, each loads the model once")
+    p.add_argument("--max-batch", type=int, default=256, help="most products in one batch request")
+
+    p = command("app", cmd_app, "Start the web demonstrator (Streamlit) for a model bundle.")
+    p.add_argument("--model", required=True, metavar="MODEL_DIR")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--data", metavar="X.csv", help="a dataset whose first products the examples page shows")
+    p.add_argument("--report", metavar="report.html", help="evaluation report to show (default: the run's)")
 
     p = command("presets", cmd_presets, "List the model presets.")
     p.add_argument("--verbose", "-v", action="store_true", help="show each preset's recipe")

@@ -25,6 +25,7 @@ import pandas as pd
 import sklearn
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 import prodcat
 from prodcat import components as comp
@@ -37,6 +38,11 @@ from prodcat.text.clean import texts_from
 BUNDLE_FORMAT = 1
 BUNDLE_MANIFEST = "prodcat.json"
 BUNDLE_COMPONENTS = "components.joblib"
+
+# One BLAS thread: on a shared 2-core machine OpenBLAS threads spin against each other (and
+# against onnxruntime and decoding workers); a logistic regression on image embeddings measured
+# 20x slower with the default. Parallel work happens in processes and onnxruntime instead.
+BLAS_THREADS = 1
 
 
 @dataclass
@@ -194,6 +200,10 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Sequence[int]) -> "ProductClassifier":
         """Train the preset's components (and fuser) on products ``X`` and codes ``y``; returns ``self``."""
+        with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
+            return self._fit(X, y)
+
+    def _fit(self, X: Any, y: Sequence[int]) -> "ProductClassifier":
         products = as_products(X)
         y = np.asarray(y).astype(int)
         if len(products) != len(y):
@@ -274,8 +284,9 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         products = as_products(X)
         inputs = self._inputs(products, self.spec_)
         entries = {e["name"]: e for e in self.spec_["components"]}
-        out = {name: comp.proba(entries[name], model, inputs, self.classes_, self.prior_)
-               for name, model in self.components_.items()}
+        with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
+            out = {name: comp.proba(entries[name], model, inputs, self.classes_, self.prior_)
+                   for name, model in self.components_.items()}
         return out, inputs.has_image
 
     def combine(self, modalities: dict[str, np.ndarray], has_image: np.ndarray, *, fuser: str | None = None

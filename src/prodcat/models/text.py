@@ -115,7 +115,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     def fit_clean(self, cleaned: Sequence[str], y: Sequence[int]) -> "TextClassifier":
         """Fit on text that :meth:`clean` already produced (saves cleaning twice)."""
-        y = np.asarray(y).astype(int)
+        y = np.asarray(y)
         if len(cleaned) != len(y):
             raise ValueError(f"{len(cleaned)} texts but {len(y)} labels")
         self.vectorizers_ = self._vectorizers()
