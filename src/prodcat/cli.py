@@ -76,7 +76,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train_and_save(dataset, out=args.out, preset=args.preset, text_model=args.text_model,
                             valid_size=args.valid_size, seed=args.seed, cache_dir=args.cache,
                             runs_root=args.runs_dir, run_name=args.name, mlflow_uri=args.mlflow,
-                            time_limit=args.time_limit)
+                            time_limit=args.time_limit, fusion=args.fusion)
     _print(result.summary())
     return 0
 
@@ -256,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "hierarchical, neural_embedding, minilm)")
     p.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help="time budget for the fit; deep components get their share (as AutoGluon's time_limit)")
+    p.add_argument("--fusion", choices=["stack", "blend"],
+                   help="late-fusion method of multi-component presets (default: the preset's, stack)")
     p.add_argument("--valid-size", type=float, default=0.1,
                    help="share held out for validation metrics (0 trains on everything; default 0.1)")
     p.add_argument("--seed", type=int, default=42)

@@ -135,7 +135,8 @@ class TrainResult:
 def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: str | None = None,
                    text_model: str | None = None, valid_size: float = 0.1, seed: int = 42,
                    cache_dir: str | None = None, runs_root: str | Path = "runs", run_name: str | None = None,
-                   mlflow_uri: str | None = None, time_limit: float | None = None, progress: bool = True,
+                   mlflow_uri: str | None = None, time_limit: float | None = None, fusion: str | None = None,
+                   progress: bool = True,
                    report: bool = True) -> TrainResult:
     """Hold out ``valid_size`` (stratified), fit the preset, evaluate, and save a run folder.
 
@@ -151,7 +152,7 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
     y = dataset.y.to_numpy()
     split = stratified_split(y, valid_size=valid_size, test_size=0.0, seed=seed)
     model = ProductClassifier(preset, text_model=text_model, cache_dir=cache_dir, seed=seed, progress=progress,
-                              time_limit=time_limit)
+                              time_limit=time_limit, fusion=fusion)
     train = subset(dataset, split.train)
     model.fit(train.X, train.y.to_numpy())
     run_dir = new_run_dir(runs_root, run_name)
