@@ -312,6 +312,20 @@ def photo_500() -> bytes:
     return buffer.getvalue()
 
 
+def service_latency(model_dir: Path, products: list[dict], count: int) -> float:
+    """Median milliseconds of one single-product prediction in this process (no HTTP), for comparison."""
+    from prodcat.serve.service import PredictionService, ProductInput
+
+    service = PredictionService.from_path(model_dir)
+    service.warm_up()
+    times = []
+    for product in (products * (count // max(len(products), 1) + 1))[:count]:
+        started = time.perf_counter()
+        service.predict([ProductInput(product.get("designation"), product.get("description"))])
+        times.append(time.perf_counter() - started)
+    return float(np.median(times)) * 1000
+
+
 # -- report ------------------------------------------------------------------------------------
 
 def row(name: str, value: float, unit: str, target: str = "", ok: bool | None = None) -> str:
@@ -346,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"server: {args.workers} workers on {HOST}:{server.port}, ready in {server.wait_ready():.1f} s", flush=True)
         load(server.port, requests, count=50, check=has_top)  # warm the workers' caches and connections
+        floor = load(server.port, [get("/health")], count=args.requests)
         sequential = load(server.port, requests, count=args.requests, check=has_top)
         print(f"text-only sequential: {len(sequential.latencies)} ok, {len(sequential.failures)} failed", flush=True)
         soak = load(server.port, requests, clients=args.clients, seconds=args.duration, check=has_top)
@@ -353,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         memory = [memory_mb(pid) for pid in server.worker_pids()]
     finally:
         server.stop()
+
+    in_process = service_latency(model_dir, products, args.requests)
 
     image_run = None
     image_note = ""
@@ -382,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
               sequential.percentile(50) < TARGETS["text_p50_ms"]))
     print(row("text-only p99 (1 client)", sequential.percentile(99), "ms", "< 60 ms",
               sequential.percentile(99) < TARGETS["text_p99_ms"]))
+    print(row("  of which model (in-process p50)", in_process, "ms"))
+    print(row("  GET /health p50 (HTTP + scheduling floor)", floor.percentile(50), "ms"))
     print(row(f"requests/s ({args.clients} clients, {args.workers} workers)", soak.rate, "req/s", ">= 150",
               soak.rate >= TARGETS["requests_per_s"]))
     print(row(f"p50 under load ({args.clients} clients)", soak.percentile(50), "ms"))

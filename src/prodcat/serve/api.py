@@ -13,6 +13,7 @@ thread pool so the event loop keeps answering while a batch is classified.
 
 import json
 import os
+import socket
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -47,6 +48,7 @@ from prodcat.serve.schemas import (
 from prodcat.serve.service import MAX_TOP_K, PredictionService, ProductInput
 from prodcat.serve.uploads import DEFAULT_MAX_IMAGE_BYTES, decode_base64_image
 
+APP_FACTORY = "prodcat.serve.api:app_from_environment"
 ENV_MODEL = "PRODCAT_SERVE_MODEL"
 ENV_LIMITS = "PRODCAT_SERVE_LIMITS"
 FORM_TEXT_FIELDS = ("designation", "description")
@@ -344,5 +346,29 @@ def run_server(model_dir: str | Path, *, host: str = "127.0.0.1", port: int = 80
     os.environ[ENV_MODEL] = str(Path(model_dir).resolve())
     os.environ[ENV_LIMITS] = json.dumps({"max_batch": max_batch, "max_image_bytes": max_image_bytes,
                                          "max_body_bytes": max_body_bytes})
-    uvicorn.run("prodcat.serve.api:app_from_environment", factory=True, host=host, port=int(port),
-                workers=workers, log_level=log_level, access_log=access_log)
+    if workers == 1:
+        uvicorn.run(APP_FACTORY, factory=True, host=host, port=int(port), log_level=log_level, access_log=access_log)
+        return
+    config = uvicorn.Config(APP_FACTORY, factory=True, host=host, port=int(port), workers=workers,
+                            log_level=log_level, access_log=access_log)
+    _run_workers(config)
+
+
+def tcp_listener(sock: socket.socket) -> socket.socket:
+    """The same listening socket, labelled as TCP so that accepted connections get ``TCP_NODELAY``.
+
+    uvicorn binds the shared socket of its worker processes with protocol 0; asyncio then leaves
+    Nagle's algorithm on for every connection and each keep-alive answer waits ~40 ms for the
+    client's delayed ACK (uvicorn issue #3149). Re-wrapping the descriptor fixes that.
+    """
+    if sock.family not in (socket.AF_INET, socket.AF_INET6) or sock.proto == socket.IPPROTO_TCP:
+        return sock
+    tcp = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
+    tcp.set_inheritable(True)
+    return tcp
+
+
+def _run_workers(config: "uvicorn.Config") -> None:  # noqa: F821
+    from uvicorn.supervisors import Multiprocess
+
+    Multiprocess(config, sockets=[tcp_listener(config.bind_socket())]).run()
