@@ -135,3 +135,56 @@ def test_balanced_round_trips_through_a_bundle(balanced, demo_images, tmp_path: 
     balanced.save(tmp_path / "bundle")
     loaded = ProductClassifier.load(tmp_path / "bundle")
     np.testing.assert_allclose(loaded.predict_proba(test.X), balanced.predict_proba(test.X))
+
+
+def test_compare_shows_fusion_and_pixel_baseline(demo_images, tmp_path: Path) -> None:
+    from prodcat.compare import compare_models, save_leaderboard
+
+    train, _, cache = demo_images
+    board = compare_models(train, ["fast", "image:pixels", "balanced"], cache_dir=cache)
+    assert {"fast", "image:pixels", "balanced", "balanced / fusion: stack"} <= set(board["model"])
+    assert board.loc[board["model"] == "image:pixels", "modality"].item() == "image"
+    csv, md = save_leaderboard(board, tmp_path)
+    assert csv.exists() and "| balanced |" in md.read_text()
+
+
+def test_early_fusion_uses_both_modalities_and_pickles(tmp_path: Path) -> None:
+    import joblib
+
+    from prodcat.data.sample import build_demo_table
+    from prodcat.models.early_fusion import EarlyFusionClassifier
+
+    table = build_demo_table(n_train=300, n_test=60, seed=2)
+    rng = np.random.default_rng(0)
+    codes = np.unique(table["prdtypecode"])
+    centres = rng.normal(size=(len(codes), 32))
+    vectors = (centres[np.searchsorted(codes, table["image_code"])] + rng.normal(0, 0.5, (len(table), 32))
+               ).astype(np.float32)
+    has_image = table["has_image"].to_numpy()
+    train = (table["split"] == "train").to_numpy()
+    model = EarlyFusionClassifier(text_dim=32, hidden=64, epochs=5, seed=0).fit(
+        table[train], table["prdtypecode"][train], vectors=vectors[train], has_image=has_image[train])
+    proba = model.predict_proba(table[~train], vectors=vectors[~train], has_image=has_image[~train])
+    assert proba.shape == (int((~train).sum()), len(model.classes_))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    joblib.dump(model, tmp_path / "m.joblib")
+    again = joblib.load(tmp_path / "m.joblib")
+    np.testing.assert_allclose(again.predict_proba(table[~train], vectors=vectors[~train],
+                                                   has_image=has_image[~train]), proba, atol=1e-6)
+
+
+def test_hierarchical_predicts_through_groups() -> None:
+    from prodcat.data.sample import build_demo_table
+    from prodcat.models.hierarchical import HierarchicalTextClassifier
+    from prodcat.taxonomy import group_of
+
+    table = build_demo_table(n_train=400, n_test=80, seed=4)
+    train, test = table[table["split"] == "train"], table[table["split"] == "test"]
+    model = HierarchicalTextClassifier().fit(train, train["prdtypecode"])
+    proba = model.predict_proba(test)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    predicted = model.predict(test)
+    assert (predicted == test["prdtypecode"].to_numpy()).mean() > 0.5
+    groups_right = np.mean([group_of(p) == group_of(t) for p, t in zip(predicted, test["prdtypecode"])])
+    assert groups_right >= (predicted == test["prdtypecode"].to_numpy()).mean()
+    assert model.top_terms(model.clean(test.head(1))[0], int(predicted[0]))

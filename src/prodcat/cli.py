@@ -135,6 +135,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     stats = embed_folder(args.images, cache_dir=args.cache, backbone=args.backbone, workers=args.workers)
     _print(stats.summary())
+    for path, reason in stats.failures:
+        _print(f"  unusable: {path}: {reason}")
     return 0
 
 

@@ -2,7 +2,8 @@
 
 A model name is a preset (``fast``, ``image``, ``balanced``, ``best``), a text model
 (``linear_svc``, ``logistic_regression``, ``neural_embedding``, ``hierarchical`` ...: trained
-text-only) or ``image:logreg`` / ``image:mlp``. Multi-component models also report each of their
+text-only), ``image:logreg`` / ``image:mlp`` (heads on embeddings) or ``image:pixels`` (the seeds'
+colour-histogram baseline). Multi-component models also report each of their
 components and both fusers, so one run shows whether fusion beats the single modalities.
 """
 
@@ -27,7 +28,7 @@ COLUMNS = ["model", "modality", "weighted_f1", "macro_f1", "accuracy", "fit_s", 
 
 def model_names() -> list[str]:
     """Every name :func:`build_model` accepts."""
-    return [*PRESETS, *text_model_names(), "image:logreg", "image:mlp"]
+    return [*PRESETS, *text_model_names(), "image:logreg", "image:mlp", "image:pixels"]
 
 
 def build_model(name: str, *, seed: int = 42, cache_dir: str | None = None, time_limit: float | None = None,

@@ -5,7 +5,8 @@ A component is one entry of a preset's ``components`` list, e.g.
 
 - ``text``: a text model over the products (:class:`~prodcat.models.text.TextClassifier`, the
   hierarchical model, or a deep text model by name);
-- ``image``: a head over image embeddings (products without a usable image are skipped);
+- ``image``: a head over image embeddings (products without a usable image are skipped), or
+  with ``model: "pixels"`` the seeds' classical baseline on colour histograms of the photos;
 - ``early_fusion``: an MLP over text and image features together.
 
 Every component's probabilities are aligned on the predictor's classes.
@@ -70,8 +71,10 @@ def build(entry: dict[str, Any], *, seed: int, time_limit: float | None = None) 
             return deep[model](seed=seed, time_limit=time_limit, progress=False, **entry.get("params", {}))
         raise ModelError(f"unknown text model {model!r}; choose one of {', '.join(text_model_names())}")
     if kind == "image":
-        from prodcat.models.image import ImageEmbeddingClassifier
+        from prodcat.models.image import ImageEmbeddingClassifier, PixelHistogramClassifier
 
+        if model == "pixels":
+            return PixelHistogramClassifier()
         return ImageEmbeddingClassifier(kind=model or "logreg", random_state=seed)
     if kind == "early_fusion":
         from prodcat.models.early_fusion import EarlyFusionClassifier
@@ -89,7 +92,7 @@ def fit(entry: dict[str, Any], estimator: Any, inputs: Inputs, y: np.ndarray) ->
         mask = inputs.has_image
         if mask.sum() < 2 or len(np.unique(y[mask])) < 2:
             return None
-        return estimator.fit(inputs.vectors[mask], y[mask])
+        return estimator.fit(_image_rows(entry, inputs, mask), y[mask])
     if kind == "early_fusion":
         if not inputs.has_image.any():
             return None
@@ -106,13 +109,20 @@ def proba(entry: dict[str, Any], estimator: Any, inputs: Inputs, classes: np.nda
     if kind == "image":
         mask = inputs.has_image
         if mask.any():
-            out[mask] = _aligned(estimator.predict_proba(inputs.vectors[mask]), estimator.classes_, classes)
+            out[mask] = _aligned(estimator.predict_proba(_image_rows(entry, inputs, mask)), estimator.classes_, classes)
         return out
     if kind == "early_fusion":
         raw = estimator.predict_proba(inputs.products, vectors=inputs.vectors, has_image=inputs.has_image)
     else:
         raw = estimator.predict_proba(inputs.products)
     return _aligned(raw, estimator.classes_, classes)
+
+
+def _image_rows(entry: dict[str, Any], inputs: Inputs, mask: np.ndarray) -> Any:
+    """What an image head reads for the masked products: embeddings, or image paths for pixels."""
+    if entry.get("model") == "pixels":
+        return [p for p, keep in zip(inputs.products["image_path"], mask) if keep]
+    return inputs.vectors[mask]
 
 
 def _aligned(raw: np.ndarray, own: np.ndarray, classes: np.ndarray) -> np.ndarray:
