@@ -3,7 +3,7 @@
 :class:`PredictionService` wraps a loaded :class:`~prodcat.predictor.ProductClassifier`: it
 checks products (text and/or photo) against what the model can use, classifies a whole batch
 in one vectorised ``explain`` call, and shapes the answer (top-k with French names, the
-probability each modality gives each class, the words behind the text). Photos stay in memory:
+probability each component (text, image...) gives each class, the words behind the text). Photos stay in memory:
 they reach the predictor through the ``image_bytes`` column of the products frame.
 """
 
@@ -27,7 +27,10 @@ from prodcat.taxonomy import CATEGORIES, name_of
 from prodcat.text.encoding import fix_mojibake
 
 MAX_TOP_K = 27
+TEXT_KINDS = ("text", "early_fusion")
+IMAGE_KINDS = ("image", "early_fusion")
 IMAGE_IGNORED = "this model does not use photos: the image was ignored"
+IMAGE_UNREADABLE = "the model could not read this photo: the prediction ignores it"
 
 
 class InputError(DataError):
@@ -55,11 +58,6 @@ class ProductInput:
     @property
     def has_text(self) -> bool:
         return bool((self.designation or "").strip() or (self.description or "").strip())
-
-
-TEXT_KINDS = ("text", "early_fusion")
-IMAGE_KINDS = ("image", "early_fusion")
-IMAGE_UNREADABLE = "the model could not read this photo: the prediction ignores it"
 
 
 @dataclass
