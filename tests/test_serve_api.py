@@ -245,7 +245,9 @@ def test_batch_limits_and_bad_items(client) -> None:
     extra = client.post("/v1/predict/batch", json={"products": [{"designation": "Jeu"}], "limit": 3})
     assert extra.status_code == 422 and "limit" in detail_text(extra)
     wrong = client.post("/v1/predict/batch", json={"products": {"designation": "Jeu"}})
-    assert wrong.status_code == 422 and "list" in detail_text(wrong).lower()
+    assert wrong.status_code == 422 and "valid array" in detail_text(wrong)
+    form = client.post("/v1/predict/batch", data={"designation": "Jeu"})
+    assert form.status_code == 415 and "application/json" in form.json()["detail"]
 
 
 def test_request_body_over_the_cap_gets_413(client) -> None:
@@ -363,6 +365,9 @@ def test_openapi_schema_documents_bodies_examples_and_limits(client) -> None:
     product = schema["components"]["schemas"]["ProductIn"]
     assert product["additionalProperties"] is False and product["examples"]
     batch = schema["components"]["schemas"]["BatchIn"]
-    assert batch["properties"]["products"]["maxItems"] == MAX_BATCH
+    assert batch["properties"]["products"]["maxItems"] == MAX_BATCH and batch["examples"]
+    assert batch["properties"]["products"]["items"] == {"$ref": "#/components/schemas/ProductIn"}
+    batch_body = schema["paths"]["/v1/predict/batch"]["post"]["requestBody"]["content"]
+    assert batch_body["application/json"]["schema"] == {"$ref": "#/components/schemas/BatchIn"}
     assert {"413", "415", "422"} <= set(predict["responses"])
     assert {"/health", "/ready", "/v1/categories", "/v1/model", "/v1/predict/batch"} <= set(schema["paths"])

@@ -223,16 +223,9 @@ def create_app(model: "ProductClassifier | str | Path", *, max_batch: int = 256,
     async def predict(request: Request, top_k: TopK = DEFAULT_TOP_K) -> dict[str, Any]:
         _reject_unknown_query(request)
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media_type == "application/json" or media_type.endswith("+json"):
+        if _is_json(media_type):
             body = await request.body()
-            if not body.strip():
-                raise RequestValidationError([{"loc": ("body",), "msg": "request body is empty: send a JSON "
-                                               "product such as {\"designation\": \"...\"}", "type": "missing"}])
-            try:
-                item = ProductIn.model_validate_json(body)
-            except ValidationError as error:
-                raise RequestValidationError(_validation_errors(error.errors(include_input=False))) from None
-            answers = await run_in_threadpool(classify_json, [item], top_k, False)
+            answers = await run_in_threadpool(lambda: classify_json([parse_json(ProductIn, body)], top_k, False))
             return answers[0]
         if media_type in FORM_MEDIA_TYPES:
             product = await _form_product(request, max_image_bytes)
@@ -244,22 +237,51 @@ def create_app(model: "ProductClassifier | str | Path", *, max_batch: int = 256,
                                  f"not {media_type or 'a body without Content-Type'}")
 
     @app.post("/v1/predict/batch", response_model=BatchOut, tags=["predict"], responses=ERROR_RESPONSES,
-              summary=f"Classify up to {max_batch} products in one call")
-    def predict_batch(request: Request, batch: BatchIn, top_k: TopK = DEFAULT_TOP_K) -> dict[str, Any]:
-        _reject_unknown_query(request)  # a sync endpoint: FastAPI runs it in the thread pool
-        return {"predictions": classify_json(batch.products, top_k, True)}
+              openapi_extra=_json_body("BatchIn"), summary=f"Classify up to {max_batch} products in one call")
+    async def predict_batch(request: Request, top_k: TopK = DEFAULT_TOP_K) -> dict[str, Any]:
+        _reject_unknown_query(request)
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if not _is_json(media_type):
+            raise HTTPException(415, f"send the batch as application/json, not {media_type or 'no Content-Type'}")
+        body = await request.body()
+        # parsing and validating a large batch happens in the thread pool too, off the event loop
+        return await run_in_threadpool(lambda: {"predictions": classify_json(parse_json(BatchIn, body).products,
+                                                                             top_k, True)})
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
                                  routes=app.routes)
             schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-            schemas.setdefault("ProductIn", ProductIn.model_json_schema(ref_template="#/components/schemas/{model}"))
+            for body_model in (ProductIn, BatchIn):  # request bodies read by hand, documented here
+                definition = body_model.model_json_schema(ref_template="#/components/schemas/{model}")
+                schemas.update(definition.pop("$defs", {}))
+                schemas.setdefault(body_model.__name__, definition)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _is_json(media_type: str) -> bool:
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+def _json_body(schema: str) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{schema}"}}}}}
+
+
+def parse_json(model: type[BaseModel], body: bytes) -> Any:
+    """``body`` validated as ``model``; a 422 naming each problem (never echoing the input) if not."""
+    if not body.strip():
+        raise RequestValidationError([{"loc": ("body",), "msg": "request body is empty: send a JSON object such "
+                                       "as {\"designation\": \"...\"}", "type": "missing"}])
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as error:
+        raise RequestValidationError(_validation_errors(error.errors(include_input=False))) from None
 
 
 def _reject_unknown_query(request: Request, allowed: tuple[str, ...] = ("top_k",)) -> None:
