@@ -10,6 +10,7 @@ Products without a usable image fall back to the text components.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -25,7 +26,7 @@ import pandas as pd
 import sklearn
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 import prodcat
 from prodcat import components as comp
@@ -43,6 +44,24 @@ BUNDLE_COMPONENTS = "components.joblib"
 # against onnxruntime and decoding workers); a logistic regression on image embeddings measured
 # 20x slower with the default. Parallel work happens in processes and onnxruntime instead.
 BLAS_THREADS = 1
+
+
+@functools.cache
+def _threadpools() -> ThreadpoolController:
+    """One controller per process (building one rescans the loaded libraries: 1-5 ms)."""
+    return ThreadpoolController()
+
+
+def _one_blas_thread():
+    return _threadpools().limit(limits=BLAS_THREADS, user_api="blas")
+
+
+@functools.lru_cache(maxsize=4)
+def _embedder(backbone: str, cache_dir: str | None):
+    """One image embedder (and ONNX session, ~30 ms to build) per backbone and cache per process."""
+    from prodcat.image.embed import ImageEmbedder
+
+    return ImageEmbedder(backbone, cache_dir=cache_dir)
 
 
 @dataclass
@@ -167,15 +186,14 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         n = len(products)
         if not comp.needs_images(spec["components"]):
             return comp.Inputs(products, np.zeros((n, 0), np.float32), np.zeros(n, bool))
-        from prodcat.image.embed import ImageEmbedder
-
         images = list(products["image_path"])
         if "image_bytes" in products.columns:
             images = [b if b is not None and not _is_missing(b) else p
                       for b, p in zip(products["image_bytes"], images)]
         if all(_is_missing(i) for i in images):
             return comp.Inputs(products, np.zeros((n, 0), np.float32), np.zeros(n, bool))
-        embedder = ImageEmbedder(spec["backbone"], cache_dir=self.cache_dir, progress=self.progress and n > 256)
+        embedder = _embedder(spec["backbone"], self.cache_dir)
+        embedder.progress = self.progress and n > 256
         result = embedder.embed(images)
         return comp.Inputs(products, result.vectors, result.ok, list(result.failures))
 
@@ -200,7 +218,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Sequence[int]) -> "ProductClassifier":
         """Train the preset's components (and fuser) on products ``X`` and codes ``y``; returns ``self``."""
-        with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
+        with _one_blas_thread():
             return self._fit(X, y)
 
     def _fit(self, X: Any, y: Sequence[int]) -> "ProductClassifier":
@@ -284,7 +302,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         products = as_products(X)
         inputs = self._inputs(products, self.spec_)
         entries = {e["name"]: e for e in self.spec_["components"]}
-        with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
+        with _one_blas_thread():
             out = {name: comp.proba(entries[name], model, inputs, self.classes_, self.prior_)
                    for name, model in self.components_.items()}
         return out, inputs.has_image
