@@ -200,7 +200,8 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
     # -- fitting --------------------------------------------------------------------------
     def _budget(self, entry: dict[str, Any]) -> float | None:
         """A component's share of ``time_limit`` (its ``budget`` fraction, 10% by default)."""
-        return None if self.time_limit is None else float(self.time_limit) * float(entry.get("budget", 0.1))
+        limit = self.time_limit if self.time_limit is not None else self.spec_.get("time_limit")
+        return None if limit is None else float(limit) * float(entry.get("budget", 0.1))
 
     def _fit_components(self, inputs: comp.Inputs, y: np.ndarray, spec: dict[str, Any]) -> dict[str, Any]:
         """Fresh components of ``spec`` fitted on ``inputs``; untrainable ones are left out."""

@@ -7,6 +7,8 @@ how the components are fused:
   predictions, then every component is refitted on all the training data;
 - ``{"kind": ..., "folds": 0, "holdout": 0.15}``: components train on 85% and the fuser learns
   from their predictions on the other 15% (no refit: for expensive components).
+
+``time_limit`` (seconds) is the default budget of a fit when the user gives none.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         ],
         "backbone": "lite0",
         "fusion": {"kind": "stack", "folds": 0, "holdout": 0.15},
+        "time_limit": 1200,
     },
 }
 
