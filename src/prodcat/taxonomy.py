@@ -62,14 +62,6 @@ OFFICIAL_COUNTS: dict[int, int] = {
 }
 
 
-def is_known(code: object) -> bool:
-    """True when ``code`` is one of the 27 official product type codes."""
-    try:
-        return int(code) in CATEGORIES  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False
-
-
 def name_of(code: int) -> str:
     """French name of a code; ``str(code)`` for codes outside the official taxonomy."""
     category = CATEGORIES.get(int(code))
