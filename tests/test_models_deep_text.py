@@ -61,6 +61,16 @@ def check_fitted(model, train_y, test, tmp_path):
     return proba
 
 
+def check_validation_output(model, train_y):
+    """validation_proba_ holds the kept checkpoint's probabilities for validation_index_ rows."""
+    index, proba = model.validation_index_, model.validation_proba_
+    assert len(index) > 0 and proba.shape == (len(index), len(model.classes_))
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    codes = np.searchsorted(model.classes_, np.asarray(train_y)[index])
+    best = max(h["score"] for h in model.history_)
+    assert tu.weighted_f1(codes, proba.argmax(axis=1)) == pytest.approx(best)
+
+
 def test_registry_names_the_four_models():
     assert DEEP_TEXT_MODELS == {"neural_simple": NeuralTfidfClassifier, "neural_embedding": GRUTextClassifier,
                                 "use": SentenceEmbeddingClassifier, "minilm": TransformerTextClassifier}
@@ -79,6 +89,7 @@ def test_neural_simple_fits_predicts_and_pickles(demo, tmp_path):
     proba = check_fitted(model, y, test, tmp_path)
     assert model.weights_["hidden_weight"].shape == (model.n_features_, 32)
     assert 1 <= model.best_epoch_ <= 3 and len(model.history_) <= 3
+    check_validation_output(model, y)
     # the demo catalogue is easy: a small net already beats chance by far
     assert (model.classes_[proba.argmax(1)] == test["prdtypecode"].to_numpy()).mean() > 0.3
     # texts work as well as DataFrames, and the same seed gives the same model
@@ -136,6 +147,7 @@ def test_gru_fits_predicts_and_pickles(demo, tmp_path):
     train, y, test = demo
     model = GRUTextClassifier(embedding_dim=16, hidden_size=8, epochs=1, n_threads=1).fit(train, y)
     check_fitted(model, y, test, tmp_path)
+    check_validation_output(model, y)
     assert model.vocabulary_ and min(model.vocabulary_.values()) == 2  # 0: padding, 1: unknown
     ids, lengths = model.token_ids(["", "zzzunseen " * 100, model.clean(train.head(1))[0]])
     assert ids.shape == (3, model.max_length) and lengths[0] == 1 and lengths[1] == model.max_length
@@ -166,6 +178,7 @@ def use_model(demo):
 def test_use_fits_predicts_and_pickles_offline(use_model, demo, tmp_path, no_network):
     _, y, test = demo
     check_fitted(use_model, y, test, tmp_path)
+    check_validation_output(use_model, y)
     assert use_model.n_train_encoded_ == len(y)
 
 
@@ -196,39 +209,61 @@ def test_use_head_on_precomputed_embeddings(use_model, demo):
         head.predict_proba_embeddings(np.zeros((2, 3)))
 
 
+def test_use_time_limit_trains_on_the_texts_encoded_in_time(demo, monkeypatch):
+    import prodcat.models.sentence as sentence
+
+    class SlowEncoder:  # 0.1 s per batch of 10 texts: 27 batches would take 2.7 s
+        def encode(self, texts):
+            time.sleep(0.1)
+            rows = np.random.default_rng(len(texts)).normal(size=(len(texts), 512)).astype(np.float32)
+            return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    monkeypatch.setattr(sentence, "_encoder", lambda threads: SlowEncoder())
+    train, y, _ = demo
+    started = time.perf_counter()
+    model = SentenceEmbeddingClassifier(hidden_size=8, epochs=1000, patience=None, encode_batch_size=10,
+                                        time_limit=1.5, n_threads=1).fit(train, y)
+    assert time.perf_counter() - started < 1.5 + 1.0
+    assert 0 < model.n_train_encoded_ < len(y)
+    assert model.validation_index_.max() < len(y)
+
+
 # --- minilm ----------------------------------------------------------------------------------------
 
 
 def test_minilm_stops_within_time_limit_offline(demo, tmp_path, no_network):
+    from prodcat.models.transformer import load_encoder, load_tokenizer
+
     train, y, test = demo
-    limit = 5.0
+    load_tokenizer(), load_encoder()  # one-time imports (torch, transformers) and disk reads, not timed
+    limit = 3.0
     started = time.perf_counter()
-    model = TransformerTextClassifier(time_limit=limit, max_length=24, batch_size=16, n_threads=2)
+    # 200 epochs would take many minutes on a CPU: only the time limit can end this fit early
+    model = TransformerTextClassifier(time_limit=limit, epochs=200, max_length=24, batch_size=16, n_threads=2)
     model.fit(train, y)
     elapsed = time.perf_counter() - started
-    # loading torch/transformers and the weights counts towards the limit, so on a busy machine
-    # there may be no time left for a step; validation always runs and the model is usable
-    assert elapsed < limit + 6.0, elapsed
+    # loading the weights counts towards the limit, so on a busy machine there may be no time
+    # left for a step; validation always runs and the model is usable. The margin is generous:
+    # this checks that the budget stops training, not how fast the machine is.
+    assert elapsed < limit + 60.0, elapsed
+    assert model.epochs_done_ < 200
     assert model.steps_ >= 0 and model.history_
+    check_validation_output(model, y)
     check_fitted(model, y, test.head(16), tmp_path)
 
 
 @pytest.mark.slow
-def test_minilm_learns_in_thirty_seconds(demo, no_network):
+def test_minilm_learns(demo, no_network):
     train, y, test = demo
-    started = time.perf_counter()
-    model = TransformerTextClassifier(time_limit=30, max_length=32, batch_size=16, learning_rate=2e-4,
+    model = TransformerTextClassifier(epochs=2, max_length=32, batch_size=16, learning_rate=2e-4,
                                       head_learning_rate=5e-3).fit(train, y)
-    assert time.perf_counter() - started < 30 + 6.0
     assert model.steps_ >= 10
     assert (model.predict(test) == test["prdtypecode"].to_numpy()).mean() > 0.15  # chance: about 0.05
 
 
 def test_length_grouped_batches_cover_every_row_once():
-    from prodcat.models.transformer import length_grouped_batches
-
     lengths = np.random.default_rng(0).integers(1, 60, size=1003)
-    batches = length_grouped_batches(lengths, 32, np.random.default_rng(1), group=4)
+    batches = tu.length_grouped_batches(lengths, 32, np.random.default_rng(1), group=4)
     rows = np.concatenate(batches)
     assert sorted(rows.tolist()) == list(range(1003))
     assert max(len(b) for b in batches) == 32

@@ -67,7 +67,10 @@ def encode_sentences(texts: Any, batch_size: int = 256, *, threads: int | None =
     out = np.full((len(prepared), EMBEDDING_DIM), np.nan if deadline is not None else 0.0, dtype=np.float32)
     if not prepared:
         return out
-    unique, inverse = np.unique(np.asarray(prepared, dtype=object), return_inverse=True)
+    positions: dict[str, int] = {}  # distinct texts in order of first appearance (keeps callers' order)
+    inverse = np.fromiter((positions.setdefault(t, len(positions)) for t in prepared), dtype=np.int64,
+                          count=len(prepared))
+    unique = list(positions)
     if threads is None:
         from prodcat.models.torch_utils import available_cores
 
@@ -80,11 +83,11 @@ def encode_sentences(texts: Any, batch_size: int = 256, *, threads: int | None =
         for start in range(0, len(unique), batch_size):
             if deadline is not None and deadline.expired():
                 break
-            chunk = [t if t else " " for t in unique[start:start + batch_size].tolist()]
+            chunk = [t if t else " " for t in unique[start:start + batch_size]]
             with _encoder_lock:
                 vectors[start:start + len(chunk)] = encoder.encode(chunk)
             bar.update(len(chunk))
-    out[:] = vectors[inverse.ravel()]
+    out[:] = vectors[inverse]
     return out
 
 
@@ -101,10 +104,10 @@ class SentenceEmbeddingClassifier(TorchTextClassifier):
     def __init__(
         self,
         *,
-        hidden_size: int = 512,
-        dropout: float = 0.3,
-        epochs: int = 40,
-        batch_size: int = 256,
+        hidden_size: int = 1024,
+        dropout: float = 0.5,
+        epochs: int = 60,
+        batch_size: int = 128,
         learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
         patience: int = 3,
@@ -194,6 +197,7 @@ class SentenceEmbeddingClassifier(TorchTextClassifier):
                                "raise it (the encoder needs a few seconds to load)")
         self.n_train_encoded_ = int(done.sum())
         self._fit_head(vectors[done], codes[order[done]], budget)
+        self.validation_index_ = order[done][self.validation_index_]  # rows of the fitted texts
 
     def _fit_head(self, embeddings: np.ndarray, codes: np.ndarray, budget: Any) -> None:
         import torch
@@ -225,13 +229,16 @@ class SentenceEmbeddingClassifier(TorchTextClassifier):
                     net.eval()
                     with torch.inference_mode():
                         logits = net(inputs[torch.from_numpy(valid).to(device)]).cpu().numpy()
-                    best.update(tu.weighted_f1(codes[valid], logits.argmax(axis=1)), net, epoch=epoch)
+                    best.update(tu.weighted_f1(codes[valid], logits.argmax(axis=1)), net, logits=logits,
+                                epoch=epoch)
                 else:
                     best.update(float(epoch), net, epoch=epoch)
                 bar.update(1)
                 if stopped or best.should_stop():
                     break
         best.restore(net)
+        self.validation_index_ = valid
+        self.validation_proba_ = best.validation_proba(len(valid), len(self.classes_))
         self.history_ = best.history
         self.best_epoch_ = best.best_step + 1
         self.weights_ = tu.state_to_numpy(net)

@@ -131,6 +131,20 @@ def batches(n: int, batch_size: int, rng: np.random.Generator | None = None) -> 
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
+def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
+                           group: int = 50) -> list[np.ndarray]:
+    """Shuffled batches of similar lengths: shuffle, sort within chunks of ``group`` batches,
+    split, shuffle the batches (less padding, still random)."""
+    order = rng.permutation(len(lengths))
+    out: list[np.ndarray] = []
+    span = batch_size * group
+    for start in range(0, len(order), span):
+        chunk = order[start:start + span]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        out.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [out[i] for i in rng.permutation(len(out))]
+
+
 def csr_to_torch(matrix: sp.csr_matrix, device: torch.device | None = None) -> torch.Tensor:
     """A SciPy CSR matrix as a torch sparse CSR tensor (never densified)."""
     matrix = matrix.tocsr()
@@ -179,14 +193,16 @@ class BestCheckpoint:
         self.best_score = -float("inf")
         self.best_state: dict[str, torch.Tensor] | None = None
         self.best_step = -1
+        self.best_logits: np.ndarray | None = None
         self.stale = 0
         self.history: list[dict[str, float]] = []
 
-    def update(self, score: float, module: nn.Module, **info: float) -> bool:
-        """Record an evaluation; returns True when it is the best so far."""
+    def update(self, score: float, module: nn.Module, logits: np.ndarray | None = None, **info: float) -> bool:
+        """Record an evaluation (and its validation ``logits``); True when it is the best so far."""
         self.history.append({"score": float(score), **{k: float(v) for k, v in info.items()}})
         if score > self.best_score:
             self.best_score = float(score)
+            self.best_logits = logits
             self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
             self.best_step = len(self.history) - 1
             self.stale = 0
@@ -200,6 +216,12 @@ class BestCheckpoint:
     def restore(self, module: nn.Module) -> None:
         if self.best_state is not None:
             module.load_state_dict(self.best_state)
+
+    def validation_proba(self, n_rows: int, n_classes: int) -> np.ndarray:
+        """Probabilities the kept checkpoint gave the validation rows ((0, k) without them)."""
+        if self.best_logits is None or n_rows == 0:
+            return np.zeros((0, n_classes))
+        return softmax(self.best_logits)
 
 
 def state_to_numpy(module: nn.Module) -> dict[str, np.ndarray]:
@@ -314,6 +336,9 @@ class BiGRUNet(nn.Module):
                  dropout: float) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocabulary_size, embedding_dim, padding_idx=0)
+        with torch.no_grad():  # small initial vectors (as Keras's Embedding): GRU gates start unsaturated
+            nn.init.uniform_(self.embedding.weight, -0.05, 0.05)
+            self.embedding.weight[0].zero_()
         self.embedding_dropout = nn.Dropout(dropout)
         self.gru = nn.GRU(embedding_dim, hidden_size, batch_first=True, bidirectional=True)
         self.dropout = nn.Dropout(dropout)

@@ -64,8 +64,15 @@ def load_encoder() -> Any:
     """The bundled pretrained encoder (a transformers ``BertModel``), from safetensors."""
     _offline()
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
 
-    return AutoModel.from_pretrained(model_path(), local_files_only=True)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # its "Loading weights" bar, for every fit
+    try:
+        return AutoModel.from_pretrained(model_path(), local_files_only=True)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 class _Schedule:
@@ -82,44 +89,33 @@ class _Schedule:
         return max(0.0, (self.total - step) / max(1, self.total - warmup))
 
 
-def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
-                           group: int = 50) -> list[np.ndarray]:
-    """Shuffled batches of similar lengths: shuffle, sort within chunks of ``group`` batches,
-    split, shuffle the batches (less padding, still random)."""
-    order = rng.permutation(len(lengths))
-    out: list[np.ndarray] = []
-    span = batch_size * group
-    for start in range(0, len(order), span):
-        chunk = order[start:start + span]
-        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
-        out.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
-    return [out[i] for i in rng.permutation(len(out))]
-
-
 class _StepTimer:
-    """Seconds per training step, timed from step 5 on (the first steps are slower)."""
+    """Training-step durations (the first few steps, slower, are left out of the mean)."""
 
     def __init__(self) -> None:
-        self.started: float | None = None
-        self.timed_steps = 0
+        self.durations: list[float] = []
         self.eval_seconds = 0.0
 
-    def tick(self, step: int) -> None:
-        if step == 5:
-            self.started = time.perf_counter()
-        elif self.started is not None:
-            self.timed_steps += 1
+    def record(self, seconds: float) -> None:
+        self.durations.append(seconds)
+
+    @property
+    def last_step(self) -> float:
+        return self.durations[-1] if self.durations else 0.0
 
     def ready(self) -> bool:
-        return self.timed_steps >= 10
+        return len(self.durations) >= 10
 
     def seconds_per_step(self) -> float:
-        return (time.perf_counter() - self.started) / self.timed_steps if self.ready() else 1.0
+        steady = self.durations[3:][-200:] or self.durations
+        return float(np.mean(steady)) if steady else 1.0
 
 
 class TransformerTextClassifier(TorchTextClassifier):
     """``minilm``: fine-tuned all-MiniLM-L6-v2 (bundled weights), mean pooling + linear head.
 
+    The word-embedding matrix stays frozen unless ``train_word_embeddings`` (it is half the
+    weights; freezing it makes CPU steps faster and costs little on short runs).
     ``time_limit`` bounds the whole ``fit`` (tokenising, loading, training, validation); the
     training run is planned to end inside it. ``epochs`` caps the run without a limit.
     ``evaluations``: validation checks spread over the run, the last at its end, on at most
@@ -133,6 +129,7 @@ class TransformerTextClassifier(TorchTextClassifier):
         batch_size: int = 32,
         learning_rate: float = 1e-4,
         head_learning_rate: float = 2e-3,
+        train_word_embeddings: bool = False,
         weight_decay: float = 0.01,
         warmup_fraction: float = 0.06,
         epochs: int = 3,
@@ -151,6 +148,7 @@ class TransformerTextClassifier(TorchTextClassifier):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.head_learning_rate = head_learning_rate
+        self.train_word_embeddings = train_word_embeddings
         self.weight_decay = weight_decay
         self.warmup_fraction = warmup_fraction
         self.epochs = epochs
@@ -234,11 +232,12 @@ class TransformerTextClassifier(TorchTextClassifier):
         self.encoder_config_ = encoder.config.to_dict()
         torch.manual_seed(self.seed)  # the head's initial weights
         net = self._wrap(encoder).to(device)
-        head = [p for n, p in net.named_parameters() if n.startswith("output.")]
-        decay = [p for n, p in net.named_parameters()
-                 if not n.startswith("output.") and p.ndim >= 2]
-        no_decay = [p for n, p in net.named_parameters()
-                    if not n.startswith("output.") and p.ndim < 2]
+        if not self.train_word_embeddings:  # 11.7M of the 22.7M weights; frozen, steps are faster
+            net.encoder.get_input_embeddings().weight.requires_grad_(False)
+        trainable = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
+        head = [p for n, p in trainable if n.startswith("output.")]
+        decay = [p for n, p in trainable if not n.startswith("output.") and p.ndim >= 2]
+        no_decay = [p for n, p in trainable if not n.startswith("output.") and p.ndim < 2]
         optimizer = torch.optim.AdamW([
             {"params": decay, "weight_decay": self.weight_decay, "lr": self.learning_rate},
             {"params": no_decay, "weight_decay": 0.0, "lr": self.learning_rate},
@@ -260,26 +259,26 @@ class TransformerTextClassifier(TorchTextClassifier):
                     logits = tu.predict_logits(lambda rows: net(*self._pad(ids, valid[rows], device)),
                                                len(valid), self.predict_batch_size)
                 net.train()
-                best.update(tu.weighted_f1(codes[valid], logits.argmax(axis=1)), net, step=step)
+                best.update(tu.weighted_f1(codes[valid], logits.argmax(axis=1)), net, logits=logits, step=step)
             else:
                 best.update(float(step), net, step=step)
-            spent = time.perf_counter() - started
-            timer.eval_seconds = max(timer.eval_seconds, spent)
-            if timer.started is not None:  # validation time is not training-step time
-                timer.started += spent
+            timer.eval_seconds = max(timer.eval_seconds, time.perf_counter() - started)
 
-        def eval_cost() -> float:
-            """Seconds one validation pass takes (measured, else estimated from the step time)."""
+        def final_reserve() -> float:
+            """Seconds kept for the last validation and for copying the weights out."""
+            if budget.limit is None:
+                return 0.0
             if timer.eval_seconds:
-                return timer.eval_seconds
-            return len(valid) / self.batch_size * timer.seconds_per_step() / 2.5 + 0.5
+                return 1.2 * timer.eval_seconds + 1.0
+            # not measured yet: a forward pass costs about a third of a training step
+            return 1.2 * len(valid) / self.batch_size * timer.seconds_per_step() / 3 + 1.0
 
         def replan(step: int) -> None:
             """Fit the step count to the time left, so the learning rate reaches zero in time."""
             if budget.limit is None or not timer.ready():
                 return
             evals_left = max(1, self.evaluations - len(best.history))
-            spare = budget.remaining() - 3.0 - 1.2 * eval_cost() * evals_left
+            spare = budget.remaining() - final_reserve() * evals_left
             affordable = step + int(max(0.0, spare) / timer.seconds_per_step())
             schedule.total = max(step + 1, min(planned, affordable))
             bar.total = schedule.total
@@ -287,30 +286,32 @@ class TransformerTextClassifier(TorchTextClassifier):
 
         def stream() -> Any:
             while True:
-                for rows in length_grouped_batches(lengths[train], self.batch_size, rng):
+                for rows in tu.length_grouped_batches(lengths[train], self.batch_size, rng):
                     yield train[rows]
 
         step = 0
         spacing = max(1, planned // max(1, self.evaluations))
         next_eval = spacing
+        parameters = [p for _, p in trainable]
         net.train()
         with tu.progress_bar(schedule.total, "minilm fine-tuning", self.progress, unit="step") as bar:
             for batch in stream():
-                if step >= schedule.total or budget.expired(1.2 * eval_cost() + 3.0 if timer.ready() else 3.0):
+                if step >= schedule.total or budget.expired(final_reserve() + timer.last_step):
                     break
+                started = time.perf_counter()
                 with self._autocast(device):
                     logits = net(*self._pad(ids, batch, device))
                 loss = torch.nn.functional.cross_entropy(logits.float(), targets[batch])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+                torch.nn.utils.clip_grad_norm_(parameters, 1.0)
                 optimizer.step()
                 scheduler.step()
                 step += 1
-                timer.tick(step)
+                timer.record(time.perf_counter() - started)
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-                if timer.timed_steps in (20, 100):
+                if step in (20, 100):
                     replan(step)
                     spacing = max(1, schedule.total // max(1, self.evaluations))
                     next_eval = min(next_eval, spacing)
@@ -321,6 +322,8 @@ class TransformerTextClassifier(TorchTextClassifier):
         if not best.history or best.history[-1]["step"] != step:
             evaluate(step)
         best.restore(net)
+        self.validation_index_ = valid
+        self.validation_proba_ = best.validation_proba(len(valid), len(self.classes_))
         self.steps_ = step
         self.epochs_done_ = step / steps_per_epoch
         self.history_ = best.history

@@ -1,0 +1,115 @@
+"""Deep text model benchmark: neural_simple, neural_embedding, use and minilm on one holdout.
+
+    python benchmarks/deep_text.py --data ../shared/data/rakuten_en/train.csv \
+        [--models neural_simple,neural_embedding,use,minilm] [--time-limit S] [--threads N]
+
+Stratified 20% holdout (seed 42) on a CSV with ``text`` and ``prdtypecode`` columns (or the
+official ``designation``/``description`` layout). Each model is fitted in its own process:
+weighted F1, fit seconds, predict throughput (products/s, whole holdout in one call), peak
+memory, what the training did (epochs or steps), and the machine's load average while it ran
+(the benchmark machine may be shared). Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+MODELS = ("neural_simple", "neural_embedding", "use", "minilm")
+
+
+def _holdout(name: str, params: dict, train: pd.DataFrame, test: pd.DataFrame, queue: mp.Queue) -> None:
+    from sklearn.metrics import f1_score
+
+    from prodcat.models.deep_text import DEEP_TEXT_MODELS
+
+    model = DEEP_TEXT_MODELS[name](**params)
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    model.fit(train, train["prdtypecode"].to_numpy())
+    fit_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    predicted = model.predict(test)
+    predict_seconds = time.perf_counter() - started
+    if hasattr(model, "steps_"):
+        trained = f"{model.steps_} steps ({model.epochs_done_:.2f} epochs)"
+    elif hasattr(model, "n_train_encoded_") and model.n_train_encoded_ < len(train):
+        trained = f"{model.best_epoch_} epochs, {model.n_train_encoded_:,} rows encoded"
+    else:
+        trained = f"best epoch {model.best_epoch_} of {len(model.history_)}"
+    queue.put({
+        "model": name,
+        "weighted_f1": f1_score(test["prdtypecode"], predicted, average="weighted"),
+        "fit_s": fit_seconds,
+        "predict_per_s": len(test) / predict_seconds,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "trained": trained,
+        "load": f"{load_before:.1f} / {os.getloadavg()[0]:.1f}",
+    })
+
+
+def run_isolated(target, *args) -> dict:
+    """Run ``target(*args, queue)`` in a fresh process (own imports, threads and peak memory)."""
+    context = mp.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=target, args=(*args, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
+
+
+def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
+    """A Markdown table: columns are (key, header, format)."""
+    lines = ["| " + " | ".join(h for _, h, _ in columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(format(row[k], f) for k, _, f in columns) + " |")
+    return "\n".join(lines)
+
+
+def load_products(path: Path) -> pd.DataFrame:
+    """designation / description / prdtypecode from a ``text`` CSV or an official-layout CSV."""
+    frame = pd.read_csv(path)
+    if "text" in frame.columns:
+        return pd.DataFrame({"designation": frame["text"].fillna(""), "description": "",
+                             "prdtypecode": frame["prdtypecode"].astype(int)})
+    return frame[["designation", "description", "prdtypecode"]].assign(prdtypecode=lambda f: f["prdtypecode"].astype(int))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, type=Path, help="CSV with text (or designation) and prdtypecode")
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")
+    parser.add_argument("--time-limit", type=float, help="fit time limit in seconds for every model")
+    parser.add_argument("--threads", type=int, help="torch / BLAS threads (default: every core)")
+    parser.add_argument("--train-rows", type=int, help="subsample the training part (stratified) for quick runs")
+    args = parser.parse_args(argv)
+    from sklearn.model_selection import train_test_split
+
+    products = load_products(args.data)
+    train, test = train_test_split(products, test_size=0.2, stratify=products["prdtypecode"], random_state=42)
+    if args.train_rows and args.train_rows < len(train):
+        train, _ = train_test_split(train, train_size=args.train_rows, stratify=train["prdtypecode"], random_state=0)
+    params = {"time_limit": args.time_limit, "n_threads": args.threads}
+    print(f"{args.data}: {len(train):,} train / {len(test):,} test (stratified 20%, seed 42); "
+          f"time limit {args.time_limit or 'none'}; {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}",
+          file=sys.stderr)
+    rows = []
+    for name in args.models.split(","):
+        rows.append(run_isolated(_holdout, name, params, train, test))
+        print(f"  {rows[-1]}", file=sys.stderr)
+    print(table(rows, [("model", "model", "s"), ("weighted_f1", "weighted F1", ".4f"), ("fit_s", "fit (s)", ".0f"),
+                       ("predict_per_s", "predict (products/s)", ",.0f"), ("peak_mb", "peak memory (MB)", ",.0f"),
+                       ("trained", "training", "s"), ("load", "load avg (start / end)", "s")]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
