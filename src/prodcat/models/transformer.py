@@ -127,7 +127,7 @@ class TransformerTextClassifier(TorchTextClassifier):
         *,
         max_length: int = 64,
         batch_size: int = 32,
-        learning_rate: float = 1e-4,
+        learning_rate: float = 3e-4,
         head_learning_rate: float = 2e-3,
         train_word_embeddings: bool = False,
         weight_decay: float = 0.01,
@@ -269,9 +269,11 @@ class TransformerTextClassifier(TorchTextClassifier):
             if budget.limit is None:
                 return 0.0
             if timer.eval_seconds:
-                return 1.2 * timer.eval_seconds + 1.0
+                return 1.5 * timer.eval_seconds + 2.0
+            if not timer.ready():
+                return 3.0
             # not measured yet: a forward pass costs about a third of a training step
-            return 1.2 * len(valid) / self.batch_size * timer.seconds_per_step() / 3 + 1.0
+            return 1.5 * len(valid) / self.batch_size * timer.seconds_per_step() / 3 + 2.0
 
         def replan(step: int) -> None:
             """Fit the step count to the time left, so the learning rate reaches zero in time."""
