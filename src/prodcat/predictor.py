@@ -377,8 +377,9 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             add(f"{name} ({entry.get('model') or entry['kind']})", modality, proba, self.fit_times_.get(name, 0.0))
         if self.fuser_ is not None:
             total = float(sum(self.fit_times_.values()))
-            add("fusion: stack", "text+image", self.combine(modalities, has_image, fuser="stack"), total)
-            add("fusion: blend", "text+image", self.combine(modalities, has_image, fuser="blend"), total)
+            fused = "text+image" if any(comp.uses_image(entries[n]) for n in self.components_) else "text"
+            add("fusion: stack", fused, self.combine(modalities, has_image, fuser="stack"), total)
+            add("fusion: blend", fused, self.combine(modalities, has_image, fuser="blend"), total)
         return pd.DataFrame(rows).sort_values("weighted_f1", ascending=False, ignore_index=True)
 
     def describe(self) -> dict[str, Any]:

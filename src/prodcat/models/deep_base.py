@@ -1,8 +1,8 @@
 """Base class of the deep text models: the scikit-learn API around a lazily built torch network.
 
 Subclasses implement ``_fit_texts(texts, codes, budget)`` (learn ``weights_`` and friends from
-merged texts and class indices within a :class:`~prodcat.models.torch_utils.TimeBudget`) and
-``_logits(texts)``. Objects that are expensive to build (networks, tokenizers, encoders) live
+merged texts and class indices within a :class:`~prodcat.models.torch_utils.TimeBudget`),
+``_new_net()`` (the untrained network of the fitted shapes) and ``_logits(texts)``. Objects that are expensive to build (networks, tokenizers, encoders) live
 in ``_cache_*`` attributes: built on first use, reused by every later call, and left out of
 pickles, so a fitted model pickles as NumPy arrays and parameters only. torch is imported
 inside methods, never at module import.
@@ -81,8 +81,28 @@ class TorchTextClassifier(ClassifierMixin, BaseEstimator):
         for key in [k for k in self.__dict__ if k.startswith("_cache")]:
             del self.__dict__[key]
 
+    def _net(self) -> Any:
+        """The fitted network, in eval mode on ``device``: built from ``weights_`` on first use."""
+        from prodcat.models import torch_utils as tu
+
+        return self._cached("net", lambda: tu.load_numpy_state(self._new_net(), self.weights_)
+                            .to(tu.resolve_device(self.device)).eval())
+
+    def _keep_best(self, best: Any, net: Any, valid: np.ndarray) -> None:
+        """Store what training kept: the best checkpoint's weights (already restored in ``net``),
+        its validation rows and probabilities (used by stacking) and the evaluation history."""
+        from prodcat.models import torch_utils as tu
+
+        self.validation_index_ = valid
+        self.validation_proba_ = best.validation_proba(len(valid), len(self.classes_))
+        self.history_ = best.history
+        self.weights_ = tu.state_to_numpy(net)
+
     # -- for subclasses --------------------------------------------------------------------------
     def _fit_texts(self, texts: list[str], codes: np.ndarray, budget: Any) -> None:
+        raise NotImplementedError
+
+    def _new_net(self) -> Any:
         raise NotImplementedError
 
     def _logits(self, texts: list[str]) -> np.ndarray:

@@ -123,14 +123,10 @@ class NeuralTfidfClassifier(TorchTextClassifier):
     def _features(self, cleaned: Sequence[str]) -> sp.csr_matrix:
         return sp.hstack([v.transform(cleaned) for v in self.vectorizers_], format="csr", dtype=np.float32)
 
-    def _net(self) -> Any:
+    def _new_net(self) -> Any:
         from prodcat.models import torch_utils as tu
 
-        def build() -> Any:
-            net = tu.SparseHiddenNet(self.n_features_, self.hidden_size, len(self.classes_), self.dropout)
-            return tu.load_numpy_state(net, self.weights_).to(tu.resolve_device(self.device)).eval()
-
-        return self._cached("net", build)
+        return tu.SparseHiddenNet(self.n_features_, self.hidden_size, len(self.classes_), self.dropout)
 
     def _fit_texts(self, texts: list[str], codes: np.ndarray, budget: Any) -> None:
         import torch
@@ -145,57 +141,34 @@ class NeuralTfidfClassifier(TorchTextClassifier):
         features.sort_indices()
         self.n_features_ = features.shape[1]
         train, valid = tu.validation_split(codes, self.validation_fraction, self.seed)
-        net = tu.SparseHiddenNet(self.n_features_, self.hidden_size, len(self.classes_), self.dropout).to(device)
+        net = self._new_net().to(device)
         dense_params = [p for name, p in net.named_parameters() if name != "hidden_weight"]
         optimizer = torch.optim.Adam(dense_params, lr=self.learning_rate)
         lazy = tu.LazyAdamRows(net.hidden_weight.data, lr=self.learning_rate)
         targets = torch.from_numpy(codes).to(device)
         x_train, x_valid = features[train], features[valid]
-        best = tu.BestCheckpoint(self.patience)
 
-        def evaluate() -> None:
-            if len(valid) == 0:
-                best.update(float(len(best.history)), net)  # no validation rows: keep the last epoch
-                return
-            net.eval()
-            logits = tu.predict_logits(lambda rows: net(x_valid[rows]), len(valid), 4096)
-            score = tu.weighted_f1(codes[valid], logits.argmax(axis=1))
-            best.update(score, net, logits=logits, epoch=epoch)
+        def step(rows: np.ndarray) -> float:
+            """One batch; only the hidden-weight rows of the batch's features are updated."""
+            batch = x_train[rows]
+            columns, local = np.unique(batch.indices, return_inverse=True)
+            x_local = sp.csr_matrix((batch.data, local.ravel(), batch.indptr), shape=(len(rows), len(columns)))
+            column_ids = torch.from_numpy(columns.astype(np.int64)).to(device)
+            weight_rows = net.hidden_weight.detach().index_select(0, column_ids).requires_grad_()
+            loss = torch.nn.functional.cross_entropy(net.forward_rows(x_local, weight_rows), targets[train[rows]])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            lazy.step(column_ids, weight_rows.grad)
+            return loss.item()
 
-        epoch = 0
-        for epoch in range(self.epochs):
-            net.train()
-            stopped = False
-            batch_list = tu.batches(len(train), self.batch_size, rng)
-            with tu.progress_bar(len(batch_list), f"neural_simple epoch {epoch + 1}/{self.epochs}",
-                                 self.progress) as bar:
-                for rows in batch_list:
-                    if budget.expired():
-                        stopped = True
-                        break
-                    batch = x_train[rows]
-                    columns, local = np.unique(batch.indices, return_inverse=True)
-                    x_local = sp.csr_matrix((batch.data, local.ravel(), batch.indptr),
-                                            shape=(len(rows), len(columns)))
-                    column_ids = torch.from_numpy(columns.astype(np.int64)).to(device)
-                    weight_rows = net.hidden_weight.detach().index_select(0, column_ids).requires_grad_()
-                    loss = torch.nn.functional.cross_entropy(net.forward_rows(x_local, weight_rows),
-                                                             targets[train[rows]])
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    lazy.step(column_ids, weight_rows.grad)
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-            evaluate()
-            if stopped or best.should_stop():
-                break
-        best.restore(net)
-        self.validation_index_ = valid
-        self.validation_proba_ = best.validation_proba(len(valid), len(self.classes_))
-        self.history_ = best.history
+        best = tu.train_epochs(
+            net, epochs=self.epochs, patience=self.patience, budget=budget, desc="neural_simple",
+            progress=self.progress, batches=lambda: tu.batches(len(train), self.batch_size, rng), step=step,
+            validate=lambda: tu.predict_logits(lambda rows: net(x_valid[rows]), len(valid), 4096),
+            valid_codes=codes[valid])
+        self._keep_best(best, net, valid)
         self.best_epoch_ = best.best_step + 1
-        self.weights_ = tu.state_to_numpy(net)
 
     def _logits(self, texts: list[str]) -> np.ndarray:
         from prodcat.models import torch_utils as tu
@@ -291,12 +264,6 @@ class GRUTextClassifier(TorchTextClassifier):
         return tu.BiGRUNet(len(self.vocabulary_) + 2, self.embedding_dim, self.hidden_size, len(self.classes_),
                            self.dropout)
 
-    def _net(self) -> Any:
-        from prodcat.models import torch_utils as tu
-
-        return self._cached("net", lambda: tu.load_numpy_state(self._new_net(), self.weights_)
-                            .to(tu.resolve_device(self.device)).eval())
-
     @staticmethod
     def _forward(net: Any, ids: np.ndarray, lengths: np.ndarray, rows: np.ndarray, device: Any) -> Any:
         import torch
@@ -316,43 +283,27 @@ class GRUTextClassifier(TorchTextClassifier):
         train, valid = tu.validation_split(codes, self.validation_fraction, self.seed)
         self.vocabulary_ = self._build_vocabulary([cleaned[i] for i in train])
         ids, lengths = self.token_ids(cleaned)
-        valid = valid[np.argsort(lengths[valid], kind="stable")]  # less padding when validating
         net = self._new_net().to(device)
         optimizer = torch.optim.Adam(net.parameters(), lr=self.learning_rate)
         targets = torch.from_numpy(codes).to(device)
-        best = tu.BestCheckpoint(self.patience)
-        for epoch in range(self.epochs):
-            net.train()
-            stopped = False
-            batch_list = tu.length_grouped_batches(lengths[train], self.batch_size, rng)
-            with tu.progress_bar(len(batch_list), f"neural_embedding epoch {epoch + 1}/{self.epochs}",
-                                 self.progress) as bar:
-                for rows in batch_list:
-                    if budget.expired():
-                        stopped = True
-                        break
-                    loss = torch.nn.functional.cross_entropy(self._forward(net, ids, lengths, train[rows], device),
-                                                             targets[train[rows]])
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-                    optimizer.step()
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-            if len(valid):
-                net.eval()
-                logits = tu.predict_logits(lambda r: self._forward(net, ids, lengths, valid[r], device), len(valid), 1024)
-                best.update(tu.weighted_f1(codes[valid], logits.argmax(axis=1)), net, logits=logits, epoch=epoch)
-            else:
-                best.update(float(epoch), net, epoch=epoch)
-            if stopped or best.should_stop():
-                break
-        best.restore(net)
-        self.validation_index_ = valid
-        self.validation_proba_ = best.validation_proba(len(valid), len(self.classes_))
-        self.history_ = best.history
+
+        def step(rows: np.ndarray) -> float:
+            loss = torch.nn.functional.cross_entropy(self._forward(net, ids, lengths, train[rows], device),
+                                                     targets[train[rows]])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            optimizer.step()
+            return loss.item()
+
+        best = tu.train_epochs(
+            net, epochs=self.epochs, patience=self.patience, budget=budget, desc="neural_embedding",
+            progress=self.progress, batches=lambda: tu.length_grouped_batches(lengths[train], self.batch_size, rng),
+            step=step, valid_codes=codes[valid],
+            validate=lambda: tu.predict_logits_by_length(
+                lambda rows: self._forward(net, ids, lengths, valid[rows], device), lengths[valid], 1024))
+        self._keep_best(best, net, valid)
         self.best_epoch_ = best.best_step + 1
-        self.weights_ = tu.state_to_numpy(net)
 
     def _logits(self, texts: list[str]) -> np.ndarray:
         from prodcat.models import torch_utils as tu
@@ -360,11 +311,7 @@ class GRUTextClassifier(TorchTextClassifier):
         ids, lengths = self.token_ids(clean_texts(texts, self._config()))
         net = self._net()
         device = next(net.parameters()).device
-        order = np.argsort(lengths, kind="stable")  # similar lengths together: less padding
-        logits = tu.predict_logits(lambda rows: self._forward(net, ids, lengths, order[rows], device), len(texts), 1024)
-        out = np.empty_like(logits)
-        out[order] = logits
-        return out
+        return tu.predict_logits_by_length(lambda rows: self._forward(net, ids, lengths, rows, device), lengths, 1024)
 
 
 DEEP_TEXT_MODELS: dict[str, type] = {

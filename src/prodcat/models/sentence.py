@@ -207,51 +207,32 @@ class SentenceEmbeddingClassifier(TorchTextClassifier):
         rng = tu.seed_everything(self.seed)
         device = tu.resolve_device(self.device)
         train, valid = tu.validation_split(codes, self.validation_fraction, self.seed)
-        net = tu.MLPHead(EMBEDDING_DIM, self.hidden_size, len(self.classes_), self.dropout).to(device)
+        net = self._new_net().to(device)
         optimizer = torch.optim.AdamW(net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
         inputs = torch.from_numpy(embeddings).to(device)
         targets = torch.from_numpy(codes).to(device)
-        best = tu.BestCheckpoint(self.patience)
-        with tu.progress_bar(self.epochs, "use head", self.progress, unit="epoch") as bar:
-            for epoch in range(self.epochs):
-                net.train()
-                stopped = False
-                for rows in tu.batches(len(train), self.batch_size, rng):
-                    if budget.expired():
-                        stopped = True
-                        break
-                    index = torch.from_numpy(train[rows]).to(device)
-                    loss = torch.nn.functional.cross_entropy(net(inputs[index]), targets[index])
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                if len(valid):
-                    net.eval()
-                    with torch.inference_mode():
-                        logits = net(inputs[torch.from_numpy(valid).to(device)]).cpu().numpy()
-                    best.update(tu.weighted_f1(codes[valid], logits.argmax(axis=1)), net, logits=logits,
-                                epoch=epoch)
-                else:
-                    best.update(float(epoch), net, epoch=epoch)
-                bar.update(1)
-                if stopped or best.should_stop():
-                    break
-        best.restore(net)
-        self.validation_index_ = valid
-        self.validation_proba_ = best.validation_proba(len(valid), len(self.classes_))
-        self.history_ = best.history
+
+        def step(rows: np.ndarray) -> float:
+            index = torch.from_numpy(train[rows]).to(device)
+            loss = torch.nn.functional.cross_entropy(net(inputs[index]), targets[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            return loss.item()
+
+        best = tu.train_epochs(
+            net, epochs=self.epochs, patience=self.patience, budget=budget, desc="use head", progress=self.progress,
+            batches=lambda: tu.batches(len(train), self.batch_size, rng), step=step, valid_codes=codes[valid],
+            validate=lambda: tu.predict_logits(lambda rows: net(inputs[torch.from_numpy(valid[rows]).to(device)]),
+                                               len(valid), 8192))
+        self._keep_best(best, net, valid)
         self.best_epoch_ = best.best_step + 1
-        self.weights_ = tu.state_to_numpy(net)
 
     # -- prediction ------------------------------------------------------------------------------
-    def _net(self) -> Any:
+    def _new_net(self) -> Any:
         from prodcat.models import torch_utils as tu
 
-        def build() -> Any:
-            net = tu.MLPHead(EMBEDDING_DIM, self.hidden_size, len(self.classes_), self.dropout)
-            return tu.load_numpy_state(net, self.weights_).to(tu.resolve_device(self.device)).eval()
-
-        return self._cached("net", build)
+        return tu.MLPHead(EMBEDDING_DIM, self.hidden_size, len(self.classes_), self.dropout)
 
     def _head_logits(self, embeddings: np.ndarray) -> np.ndarray:
         import torch

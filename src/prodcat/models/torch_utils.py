@@ -182,6 +182,17 @@ def predict_logits(forward: Callable[[np.ndarray], torch.Tensor], n: int, batch_
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 
+def predict_logits_by_length(forward: Callable[[np.ndarray], torch.Tensor], lengths: np.ndarray,
+                             batch_size: int) -> np.ndarray:
+    """:func:`predict_logits` over rows taken shortest first (less padding per batch), returned
+    in the original row order; ``forward`` receives the original row indices."""
+    order = np.argsort(lengths, kind="stable")
+    logits = predict_logits(lambda rows: forward(order[rows]), len(lengths), batch_size)
+    out = np.empty_like(logits)
+    out[order] = logits
+    return out
+
+
 # --- checkpoints and pickling --------------------------------------------------------------
 
 
@@ -222,6 +233,52 @@ class BestCheckpoint:
         if self.best_logits is None or n_rows == 0:
             return np.zeros((0, n_classes))
         return softmax(self.best_logits)
+
+
+def train_epochs(
+    net: nn.Module,
+    *,
+    epochs: int,
+    patience: int | None,
+    batches: Callable[[], list[np.ndarray]],
+    step: Callable[[np.ndarray], float],
+    validate: Callable[[], np.ndarray],
+    valid_codes: np.ndarray,
+    budget: TimeBudget,
+    desc: str,
+    progress: bool,
+) -> BestCheckpoint:
+    """The epoch loop of the deep text models; returns the checkpoint, already restored in ``net``.
+
+    Each epoch trains ``step(rows)`` (returns the batch loss) on every batch of ``batches()``,
+    then scores ``validate()`` (logits of the validation rows, whose classes are
+    ``valid_codes``) by weighted F1. Stops after ``epochs``, when the score has not improved
+    for more than ``patience`` epochs, or when ``budget`` runs out (checked before every batch;
+    the interrupted epoch is still validated). Without validation rows the last epoch is kept.
+    """
+    best = BestCheckpoint(patience)
+    for epoch in range(epochs):
+        net.train()
+        stopped = False
+        batch_list = batches()
+        with progress_bar(len(batch_list), f"{desc} epoch {epoch + 1}/{epochs}", progress) as bar:
+            for rows in batch_list:
+                if budget.expired():
+                    stopped = True
+                    break
+                loss = step(rows)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+        if len(valid_codes):
+            net.eval()
+            logits = validate()
+            best.update(weighted_f1(valid_codes, logits.argmax(axis=1)), net, logits=logits, epoch=epoch)
+        else:
+            best.update(float(epoch), net, epoch=epoch)
+        if stopped or best.should_stop():
+            break
+    best.restore(net)
+    return best
 
 
 def state_to_numpy(module: nn.Module) -> dict[str, np.ndarray]:

@@ -194,18 +194,11 @@ class TransformerTextClassifier(TorchTextClassifier):
 
         return tu.MeanPoolClassifier(encoder, len(self.classes_), self.dropout)
 
-    def _net(self) -> Any:
-        from prodcat.models import torch_utils as tu
+    def _new_net(self) -> Any:
+        _offline()
+        from transformers import AutoConfig, AutoModel
 
-        def build() -> Any:
-            _offline()
-            from transformers import AutoConfig, AutoModel
-
-            config = AutoConfig.for_model(**self.encoder_config_)
-            net = self._wrap(AutoModel.from_config(config))
-            return tu.load_numpy_state(net, self.weights_).to(tu.resolve_device(self.device)).eval()
-
-        return self._cached("net", build)
+        return self._wrap(AutoModel.from_config(AutoConfig.for_model(**self.encoder_config_)))
 
     @staticmethod
     def _autocast(device: Any) -> Any:
@@ -324,12 +317,9 @@ class TransformerTextClassifier(TorchTextClassifier):
         if not best.history or best.history[-1]["step"] != step:
             evaluate(step)
         best.restore(net)
-        self.validation_index_ = valid
-        self.validation_proba_ = best.validation_proba(len(valid), len(self.classes_))
+        self._keep_best(best, net, valid)
         self.steps_ = step
         self.epochs_done_ = step / steps_per_epoch
-        self.history_ = best.history
-        self.weights_ = tu.state_to_numpy(net)
 
     # -- prediction ----------------------------------------------------------------------------
     def _logits(self, texts: list[str]) -> np.ndarray:
@@ -338,10 +328,6 @@ class TransformerTextClassifier(TorchTextClassifier):
         ids, lengths = self.tokenize(texts)
         net = self._net()
         device = next(net.parameters()).device
-        order = np.argsort(lengths, kind="stable")
         with self._autocast(device):
-            logits = tu.predict_logits(lambda rows: net(*self._pad(ids, order[rows], device)),
-                                       len(texts), self.predict_batch_size)
-        out = np.empty_like(logits)
-        out[order] = logits
-        return out
+            return tu.predict_logits_by_length(lambda rows: net(*self._pad(ids, rows, device)), lengths,
+                                               self.predict_batch_size)
