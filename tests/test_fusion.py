@@ -188,3 +188,30 @@ def test_hierarchical_predicts_through_groups() -> None:
     groups_right = np.mean([group_of(p) == group_of(t) for p, t in zip(predicted, test["prdtypecode"])])
     assert groups_right >= (predicted == test["prdtypecode"].to_numpy()).mean()
     assert model.top_terms(model.clean(test.head(1))[0], int(predicted[0]))
+
+
+def test_holdout_fusion_refits_only_the_named_components(demo_images, monkeypatch) -> None:
+    import prodcat.components as comp
+    from prodcat import presets
+
+    train, test, cache = demo_images
+    monkeypatch.setitem(presets.PRESETS, "holdout_refit", {
+        "description": "test preset", "backbone": "lite0",
+        "components": [{"name": "text", "kind": "text", "model": "linear"},
+                       {"name": "image", "kind": "image", "model": "logreg"}],
+        "fusion": {"kind": "stack", "folds": 0, "holdout": 0.25, "refit": ["text"]},
+    })
+    calls: list[tuple[str, int]] = []
+    real_fit = comp.fit
+
+    def spy(entry, estimator, inputs, y):
+        calls.append((entry["name"], len(y)))
+        return real_fit(entry, estimator, inputs, y)
+
+    monkeypatch.setattr(comp, "fit", spy)
+    model = ProductClassifier("holdout_refit", cache_dir=cache, progress=False).fit(train.X, train.y)
+    n, part = len(train.y), len(train.y) - round(0.25 * len(train.y))
+    assert calls == [("text", part), ("image", part), ("text", n)]
+    assert model.fuser_ is not None
+    board = model.leaderboard(test.X, test.y)
+    assert board.loc[board["model"] == "fusion: stack", "modality"].item() == "text+image"

@@ -253,12 +253,35 @@ def test_minilm_stops_within_time_limit_offline(demo, tmp_path, no_network):
 
 
 @pytest.mark.slow
-def test_minilm_learns(demo, no_network):
+@pytest.mark.parametrize("frozen_layers", [0, 3])
+def test_minilm_learns(demo, no_network, frozen_layers):
     train, y, test = demo
     model = TransformerTextClassifier(epochs=2, max_length=32, batch_size=16, learning_rate=2e-4,
-                                      head_learning_rate=5e-3).fit(train, y)
+                                      head_learning_rate=5e-3, frozen_layers=frozen_layers).fit(train, y)
     assert model.steps_ >= 10
     assert (model.predict(test) == test["prdtypecode"].to_numpy()).mean() > 0.15  # chance: about 0.05
+
+
+@pytest.mark.parametrize("layers", [0, 2, 6])
+def test_minilm_split_forward_matches_the_full_forward(layers, no_network):
+    import torch
+
+    from prodcat.models.transformer import load_encoder, load_tokenizer
+
+    encoded = load_tokenizer()(["red cotton socks for babies", "a novel", "USB charging cable 2 m"],
+                               padding=True, return_tensors="pt")
+    ids, mask = encoded["input_ids"], encoded["attention_mask"]
+    net = tu.MeanPoolClassifier(load_encoder(), n_classes=5, dropout=0.1).eval()
+    with torch.inference_mode():
+        full = net(ids, mask)
+        split = net.forward_from(net.bottom_states(ids, mask, layers), mask, layers)
+    torch.testing.assert_close(split, full, atol=1e-4, rtol=1e-4)
+
+
+def test_minilm_rejects_more_frozen_layers_than_it_has(demo, no_network):
+    train, y, _ = demo
+    with pytest.raises(ValueError, match="frozen_layers"):
+        TransformerTextClassifier(frozen_layers=7, epochs=1).fit(train.head(40), y[:40])
 
 
 def test_length_grouped_batches_cover_every_row_once():

@@ -285,6 +285,10 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             fitted = self._fit_components(inputs.take(train), y[train], spec)
             held_out_proba = score(fitted, inputs.take(held_out))
             held_out_y, held_out_image = y[held_out], inputs.has_image[held_out]
+            refit = [e for e in spec["components"] if e["name"] in fusion.get("refit", ()) and e["name"] in fitted]
+            if refit:  # cheap components: the fuser learnt from their held-out scores; now use all the data
+                self._log(f"  refitting {', '.join(e['name'] for e in refit)} on all the training data")
+                fitted.update(self._fit_components(inputs, y, {**spec, "components": refit}))
         present = [n for n in fitted if n in held_out_proba]
         text_like = [n for n in present if not comp.uses_image(entries[n])]
         image_like = [n for n in present if comp.uses_image(entries[n])]

@@ -5,8 +5,9 @@ how the components are fused:
 
 - ``{"kind": "stack" | "blend", "folds": K}``: the fuser learns from K-fold out-of-fold
   predictions, then every component is refitted on all the training data;
-- ``{"kind": ..., "folds": 0, "holdout": 0.15}``: components train on 85% and the fuser learns
-  from their predictions on the other 15% (no refit: for expensive components).
+- ``{"kind": ..., "folds": 0, "holdout": 0.15, "refit": [names]}``: components train on 85% and
+  the fuser learns from their predictions on the other 15%; then the components named in
+  ``refit`` (the cheap ones) are trained again on all the data, the others are kept as they are.
 
 ``time_limit`` (seconds) is the default budget of a fit when the user gives none.
 """
@@ -42,17 +43,19 @@ PRESETS: dict[str, dict[str, Any]] = {
         "fusion": {"kind": "stack", "folds": 5},
     },
     "best": {
-        "description": "Everything stacked: TF-IDF linear, dense net on TF-IDF, fine-tuned MiniLM "
-                       "transformer, image MLP head and early fusion; meta-learner on a 15% holdout.",
+        "description": "Everything stacked: TF-IDF linear, dense net on TF-IDF, MiniLM transformer fine-tuned "
+                       "(top 3 layers), Universal Sentence Encoder features, image MLP head and early fusion; "
+                       "meta-learner on a 15% holdout, then the TF-IDF models refitted on all the data.",
         "components": [
             _TEXT,
             {"name": "neural_simple", "kind": "text", "model": "neural_simple"},
-            {"name": "minilm", "kind": "text", "model": "minilm", "budget": 0.7},
+            {"name": "minilm", "kind": "text", "model": "minilm", "budget": 0.55, "params": {"epochs": 4}},
+            {"name": "use", "kind": "text", "model": "use", "budget": 0.15},
             {"name": "image", "kind": "image", "model": "mlp"},
             {"name": "early_fusion", "kind": "early_fusion"},
         ],
         "backbone": "lite0",
-        "fusion": {"kind": "stack", "folds": 0, "holdout": 0.15},
+        "fusion": {"kind": "stack", "folds": 0, "holdout": 0.15, "refit": ["text", "neural_simple"]},
         "time_limit": 1200,
     },
 }

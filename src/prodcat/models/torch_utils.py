@@ -432,7 +432,11 @@ class MLPHead(nn.Module):
 
 
 class MeanPoolClassifier(nn.Module):
-    """A transformers encoder -> token states mean-pooled over the attention mask -> dropout -> logits."""
+    """A transformers encoder -> token states mean-pooled over the attention mask -> dropout -> logits.
+
+    ``bottom_states`` and ``forward_from`` split the same computation in two at an encoder
+    layer, so the output of frozen bottom layers can be computed once and reused.
+    """
 
     def __init__(self, encoder: nn.Module, n_classes: int, dropout: float) -> None:
         super().__init__()
@@ -442,6 +446,26 @@ class MeanPoolClassifier(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self._pool(states, attention_mask)
+
+    def bottom_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, layers: int) -> torch.Tensor:
+        """Token states after the embeddings and the first ``layers`` encoder layers."""
+        return self._layers(self.encoder.embeddings(input_ids=input_ids), attention_mask, 0, layers)
+
+    def forward_from(self, states: torch.Tensor, attention_mask: torch.Tensor, start: int) -> torch.Tensor:
+        """Logits from the token states that :meth:`bottom_states` gave for ``layers=start``."""
+        return self._pool(self._layers(states, attention_mask, start, None), attention_mask)
+
+    def _layers(self, states: torch.Tensor, attention_mask: torch.Tensor, start: int, stop: int | None) -> torch.Tensor:
+        from transformers.masking_utils import create_bidirectional_mask
+
+        mask = create_bidirectional_mask(config=self.encoder.config, inputs_embeds=states,
+                                         attention_mask=attention_mask)
+        for layer in self.encoder.encoder.layer[start:stop]:
+            states = layer(states, attention_mask=mask)
+        return states
+
+    def _pool(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         mask = attention_mask.unsqueeze(-1).to(states.dtype)
         pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         return self.output(self.dropout(pooled))
