@@ -1,7 +1,8 @@
 """Deep text model benchmark: neural_simple, neural_embedding, use and minilm on one holdout.
 
     python benchmarks/deep_text.py --data ../shared/data/rakuten_en/train.csv \
-        [--models neural_simple,neural_embedding,use,minilm] [--time-limit S] [--threads N]
+        [--models neural_simple,neural_embedding,use,minilm] [--time-limit S] [--threads N] \
+        [--param frozen_layers=0 ...]
 
 Stratified 20% holdout (seed 42) on a CSV with ``text`` and ``prdtypecode`` columns (or the
 official ``designation``/``description`` layout). Each model is fitted in its own process:
@@ -13,6 +14,7 @@ memory, what the training did (epochs or steps), and the machine's load average 
 from __future__ import annotations
 
 import argparse
+import ast
 import multiprocessing as mp
 import os
 import resource
@@ -90,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-limit", type=float, help="fit time limit in seconds for every model")
     parser.add_argument("--threads", type=int, help="torch / BLAS threads (default: every core)")
     parser.add_argument("--train-rows", type=int, help="subsample the training part (stratified) for quick runs")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra model parameter (a Python literal), e.g. frozen_layers=0; repeatable")
     args = parser.parse_args(argv)
     from sklearn.model_selection import train_test_split
 
@@ -98,9 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.train_rows and args.train_rows < len(train):
         train, _ = train_test_split(train, train_size=args.train_rows, stratify=train["prdtypecode"], random_state=0)
     params = {"time_limit": args.time_limit, "n_threads": args.threads}
+    for item in args.param:
+        name, _, value = item.partition("=")
+        params[name] = ast.literal_eval(value)
     print(f"{args.data}: {len(train):,} train / {len(test):,} test (stratified 20%, seed 42); "
-          f"time limit {args.time_limit or 'none'}; {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}",
-          file=sys.stderr)
+          f"time limit {args.time_limit or 'none'}; parameters {args.param or 'default'}; {os.cpu_count()} cores; "
+          f"load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
     rows = []
     for name in args.models.split(","):
         rows.append(run_isolated(_holdout, name, params, train, test))
