@@ -215,3 +215,15 @@ def test_holdout_fusion_refits_only_the_named_components(demo_images, monkeypatc
     assert model.fuser_ is not None
     board = model.leaderboard(test.X, test.y)
     assert board.loc[board["model"] == "fusion: stack", "modality"].item() == "text+image"
+
+
+@pytest.mark.slow
+def test_best_preset_trains_every_component_within_its_budget(demo_images) -> None:
+    train, test, cache = demo_images
+    model = ProductClassifier("best", cache_dir=cache, time_limit=60, progress=False).fit(train.X, train.y)
+    assert set(model.components_) == {"text", "neural_simple", "minilm", "use", "image", "early_fusion"}
+    assert model.fit_seconds_ < 60 + 90  # budgets bound the deep components; TF-IDF and image heads are quick
+    board = model.leaderboard(test.X, test.y)
+    stack = board.loc[board["model"] == "fusion: stack", "weighted_f1"].item()
+    assert stack > 0.5  # chance is about 0.04 on 27 classes
+    assert board.loc[board["model"] == "fusion: stack", "modality"].item() == "text+image"

@@ -15,6 +15,7 @@ how much to trust each component on unseen data, without leakage.
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -46,8 +47,6 @@ def out_of_fold(
     folds = int(max(2, min(folds, counts.max())))
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     out: dict[str, np.ndarray] = {}
-    import warnings
-
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
         splits = list(splitter.split(np.zeros(len(y)), y))
@@ -79,7 +78,9 @@ class _Stack:
         head = (LogisticRegressionCV(Cs=list(STACK_CS), cv=folds, max_iter=2000, random_state=self.seed,
                                      scoring="neg_log_loss", l1_ratios=(0.0,), use_legacy_attributes=False)
                 if folds >= 2 else LogisticRegression(C=0.1, max_iter=2000, random_state=self.seed))
-        self.model: Pipeline = make_pipeline(StandardScaler(), head).fit(self._features(probas), y)
+        with warnings.catch_warnings():  # few held-out rows per class (small data) is expected here
+            warnings.filterwarnings("ignore", message="The number of unique classes", category=UserWarning)
+            self.model: Pipeline = make_pipeline(StandardScaler(), head).fit(self._features(probas), y)
         return self
 
     def predict_proba(self, probas: dict[str, np.ndarray]) -> np.ndarray:
