@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from harness import holdout_split, load_products, run_isolated, table
 
 MODELS = ("neural_simple", "neural_embedding", "use", "minilm")
 
@@ -57,34 +58,6 @@ def _holdout(name: str, params: dict, train: pd.DataFrame, test: pd.DataFrame, q
     })
 
 
-def run_isolated(target, *args) -> dict:
-    """Run ``target(*args, queue)`` in a fresh process (own imports, threads and peak memory)."""
-    context = mp.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=target, args=(*args, queue))
-    process.start()
-    result = queue.get()
-    process.join()
-    return result
-
-
-def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
-    """A Markdown table: columns are (key, header, format)."""
-    lines = ["| " + " | ".join(h for _, h, _ in columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        lines.append("| " + " | ".join(format(row[k], f) for k, _, f in columns) + " |")
-    return "\n".join(lines)
-
-
-def load_products(path: Path) -> pd.DataFrame:
-    """designation / description / prdtypecode from a ``text`` CSV or an official-layout CSV."""
-    frame = pd.read_csv(path)
-    if "text" in frame.columns:
-        return pd.DataFrame({"designation": frame["text"].fillna(""), "description": "",
-                             "prdtypecode": frame["prdtypecode"].astype(int)})
-    return frame[["designation", "description", "prdtypecode"]].assign(prdtypecode=lambda f: f["prdtypecode"].astype(int))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, type=Path, help="CSV with text (or designation) and prdtypecode")
@@ -98,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     from sklearn.model_selection import train_test_split
 
     products = load_products(args.data)
-    train, test = train_test_split(products, test_size=0.2, stratify=products["prdtypecode"], random_state=42)
+    train, test = holdout_split(products)
     if args.train_rows and args.train_rows < len(train):
         train, _ = train_test_split(train, train_size=args.train_rows, stratify=train["prdtypecode"], random_state=0)
     params = {"time_limit": args.time_limit, "n_threads": args.threads}

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from harness import holdout_split, load_products, run_isolated, table
 
 MODELS = ("default", "seeds_baseline")
 
@@ -56,17 +57,6 @@ def _holdout(name: str, train: pd.DataFrame, test: pd.DataFrame, queue: mp.Queue
                "fit_s": fit_seconds, "predict_per_s": len(test) / predict_seconds, "peak_mb": peak_mb})
 
 
-def run_isolated(target, *args) -> dict:
-    """Run ``target(*args, queue)`` in a fresh process so peak memory is the model's own."""
-    context = mp.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=target, args=(*args, queue))
-    process.start()
-    result = queue.get()
-    process.join()
-    return result
-
-
 def _cross_validate(name: str, products: pd.DataFrame, labels: np.ndarray, queue: mp.Queue) -> None:
     from sklearn.base import clone
     from sklearn.metrics import f1_score
@@ -82,26 +72,13 @@ def _cross_validate(name: str, products: pd.DataFrame, labels: np.ndarray, queue
                "n": int(len(labels))})
 
 
-def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
-    """A Markdown table: columns are (key, header, format)."""
-    lines = ["| " + " | ".join(h for _, h, _ in columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        lines.append("| " + " | ".join(format(row[k], f) for k, _, f in columns) + " |")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, type=Path, help="CSV with text and prdtypecode columns")
     parser.add_argument("--sample", type=Path, help="folder with X_train_sample.csv and Y_train_sample.csv")
     parser.add_argument("--models", default=",".join(MODELS))
     args = parser.parse_args(argv)
-    from sklearn.model_selection import train_test_split
-
-    frame = pd.read_csv(args.data)
-    products = pd.DataFrame({"designation": frame["text"].fillna(""), "description": "",
-                             "prdtypecode": frame["prdtypecode"].astype(int)})
-    train, test = train_test_split(products, test_size=0.2, stratify=products["prdtypecode"], random_state=42)
+    train, test = holdout_split(load_products(args.data))
     print(f"{args.data}: {len(train):,} train / {len(test):,} test (stratified 20%, seed 42)", file=sys.stderr)
     rows = [run_isolated(_holdout, name, train, test) for name in args.models.split(",")]
     print(table(rows, [("model", "model", "s"), ("weighted_f1", "weighted F1", ".4f"), ("fit_s", "fit (s)", ".1f"),

@@ -251,7 +251,6 @@ class TransformerTextClassifier(TorchTextClassifier):
         device = tu.resolve_device(self.device)
         ids, lengths = self.tokenize(texts)
         train, valid = tu.validation_split(codes, self.validation_fraction, self.seed, max_size=self.max_validation)
-        valid = valid[np.argsort(lengths[valid], kind="stable")]
         encoder = load_encoder()
         self.encoder_config_ = encoder.config.to_dict()
         n_layers = int(encoder.config.num_hidden_layers)
@@ -295,8 +294,8 @@ class TransformerTextClassifier(TorchTextClassifier):
             if len(valid):
                 net.eval()
                 with self._autocast(device):
-                    logits = tu.predict_logits(lambda rows: forward(valid[rows]), len(valid),
-                                               self.predict_batch_size)
+                    logits = tu.predict_logits_by_length(lambda rows: forward(valid[rows]), lengths[valid],
+                                                         self.predict_batch_size)
                 net.train()
                 best.update(tu.weighted_f1(codes[valid], logits.argmax(axis=1)), net, logits=logits, step=step)
             else:
