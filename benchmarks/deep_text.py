@@ -17,45 +17,28 @@ import argparse
 import ast
 import multiprocessing as mp
 import os
-import resource
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
-from harness import holdout_split, load_products, run_isolated, table
+from harness import fit_and_score, holdout_split, load_products, run_isolated, table
 
 MODELS = ("neural_simple", "neural_embedding", "use", "minilm")
 
 
 def _holdout(name: str, params: dict, train: pd.DataFrame, test: pd.DataFrame, queue: mp.Queue) -> None:
-    from sklearn.metrics import f1_score
-
     from prodcat.models.deep_text import DEEP_TEXT_MODELS
 
     model = DEEP_TEXT_MODELS[name](**params)
     load_before = os.getloadavg()[0]
-    started = time.perf_counter()
-    model.fit(train, train["prdtypecode"].to_numpy())
-    fit_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    predicted = model.predict(test)
-    predict_seconds = time.perf_counter() - started
+    scores = fit_and_score(model, train, test)
     if hasattr(model, "steps_"):
         trained = f"{model.steps_} steps ({model.epochs_done_:.2f} epochs)"
     elif hasattr(model, "n_train_encoded_") and model.n_train_encoded_ < len(train):
         trained = f"{model.best_epoch_} epochs, {model.n_train_encoded_:,} rows encoded"
     else:
         trained = f"best epoch {model.best_epoch_} of {len(model.history_)}"
-    queue.put({
-        "model": name,
-        "weighted_f1": f1_score(test["prdtypecode"], predicted, average="weighted"),
-        "fit_s": fit_seconds,
-        "predict_per_s": len(test) / predict_seconds,
-        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "trained": trained,
-        "load": f"{load_before:.1f} / {os.getloadavg()[0]:.1f}",
-    })
+    queue.put({"model": name, **scores, "trained": trained, "load": f"{load_before:.1f} / {os.getloadavg()[0]:.1f}"})
 
 
 def main(argv: list[str] | None = None) -> int:

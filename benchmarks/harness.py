@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import resource
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +24,21 @@ def holdout_split(products: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     from sklearn.model_selection import train_test_split
 
     return train_test_split(products, test_size=0.2, stratify=products["prdtypecode"], random_state=42)
+
+
+def fit_and_score(model, train: pd.DataFrame, test: pd.DataFrame) -> dict:
+    """Fit on ``train``, predict ``test``: weighted F1, fit seconds, predict throughput, peak memory."""
+    from sklearn.metrics import f1_score
+
+    started = time.perf_counter()
+    model.fit(train, train["prdtypecode"].to_numpy())
+    fit_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    predicted = model.predict(test)
+    predict_seconds = time.perf_counter() - started
+    return {"weighted_f1": f1_score(test["prdtypecode"], predicted, average="weighted"), "fit_s": fit_seconds,
+            "predict_per_s": len(test) / predict_seconds,
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def run_isolated(target, *args) -> dict:

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import resource
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from harness import holdout_split, load_products, run_isolated, table
+from harness import fit_and_score, holdout_split, load_products, run_isolated, table
 
 MODELS = ("default", "seeds_baseline")
 
@@ -43,18 +41,7 @@ def build(name: str):
 
 
 def _holdout(name: str, train: pd.DataFrame, test: pd.DataFrame, queue: mp.Queue) -> None:
-    from sklearn.metrics import f1_score
-
-    model = build(name)
-    started = time.perf_counter()
-    model.fit(train, train["prdtypecode"].to_numpy())
-    fit_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    predicted = model.predict(test)
-    predict_seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put({"model": name, "weighted_f1": f1_score(test["prdtypecode"], predicted, average="weighted"),
-               "fit_s": fit_seconds, "predict_per_s": len(test) / predict_seconds, "peak_mb": peak_mb})
+    queue.put({"model": name, **fit_and_score(build(name), train, test)})
 
 
 def _cross_validate(name: str, products: pd.DataFrame, labels: np.ndarray, queue: mp.Queue) -> None:
