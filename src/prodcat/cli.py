@@ -246,9 +246,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from prodcat.data.io import make_products
 
     model = _load_model(args.model, args.cache)
-    image = _usable_photo(model, args.image) if args.image else None
+    image = _photo_for(model, args.image) if args.image else None
     products = make_products([args.designation], [args.description or ""], [image] if image else None)
     prediction = model.explain(products, k=args.top)[0]
+    if image and not prediction.has_image:
+        reason = next((why for _, why in getattr(model, "last_image_failures_", [])), "not readable")
+        _warn(f"{args.image}: photo unusable ({reason}); the answer comes from the text only")
     if args.json:
         _print(json.dumps(prediction.to_dict(), ensure_ascii=False, indent=2))
         return 0
@@ -262,27 +265,22 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _usable_photo(model, path: str) -> str | None:
-    """``path`` when the model can use that photo; else None, with one warning line saying why.
-
-    A photo path that does not exist is an error (a typo should not silently give a text-only answer)."""
+def _photo_for(model, path: str) -> str | None:
+    """``path`` when the model reads photos, else None with a warning. A photo path that does not
+    exist is an error: a typo must not silently give a text-only answer."""
     from prodcat.components import needs_images
     from prodcat.errors import DataError
-    from prodcat.image.io import ImageError, load_rgb
 
     if not Path(path).exists():
         raise DataError("photo not found", path=path)
     if not needs_images(model.spec_["components"]):
-        print(f"warning: {path}: this model does not use photos; the answer comes from the text only",
-              file=sys.stderr, flush=True)
-        return None
-    try:
-        load_rgb(path)
-    except ImageError as error:
-        print(f"warning: {path}: photo unusable ({error.reason}); the answer comes from the text only",
-              file=sys.stderr, flush=True)
+        _warn(f"{path}: this model does not use photos; the answer comes from the text only")
         return None
     return path
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
