@@ -221,7 +221,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         os.environ[CACHE_ENV] = str(Path(args.cache).resolve())
     ProductClassifier.load(args.model)  # a bad bundle: one error line here, not a traceback in a worker
-    run_server(args.model, host=args.host, port=args.port, workers=args.workers, max_batch=args.max_batch)
+    run_server(args.model, host=args.host, port=args.port, workers=args.workers, max_batch=args.max_batch,
+               max_pixels=args.max_pixels, max_decodes=args.max_decodes, body_timeout_s=args.body_timeout)
     return 0
 
 
@@ -252,6 +253,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if image and not prediction.has_image:
         reason = next((why for _, why in getattr(model, "last_image_failures_", [])), "not readable")
         _warn(f"{args.image}: photo unusable ({reason}); the answer comes from the text only")
+    from prodcat.input_checks import NO_USABLE_INPUT, without_usable_input
+
+    if without_usable_input(model, products, [prediction.has_image])[0]:
+        _warn(NO_USABLE_INPUT)
     if args.json:
         _print(json.dumps(prediction.to_dict(), ensure_ascii=False, indent=2))
         return 0
@@ -407,6 +412,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_int_at_least(0), default=8000)
     p.add_argument("--workers", type=_int_at_least(1), default=1, help="worker processes, each loads the model once")
     p.add_argument("--max-batch", type=_int_at_least(1), default=256, help="most products in one batch request")
+    p.add_argument("--max-pixels", type=_int_at_least(1), default=16_000_000,
+                   help="largest accepted photo in pixels (default 16,000,000: 4000x4000)")
+    p.add_argument("--max-decodes", type=_int_at_least(1), default=2,
+                   help="requests with photos decoded at once per worker; others wait, then get 503 (default 2)")
+    p.add_argument("--body-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="seconds a client has to send a request body, else 408 (default 60); the headers "
+                        "deadline is $PRODCAT_SERVE_HEADER_TIMEOUT (default 10 s)")
     p.add_argument("--cache", metavar="DIR", help=CACHE_HELP)
 
     p = command("app", cmd_app, "Start the web demonstrator (Streamlit) for a model bundle.")

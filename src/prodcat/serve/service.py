@@ -22,6 +22,7 @@ import prodcat
 from prodcat.data.io import MOJIBAKE_PATTERN
 from prodcat.errors import DataError, ModelError
 from prodcat.image.io import DEFAULT_MAX_PIXELS
+from prodcat.input_checks import NO_USABLE_INPUT, without_usable_input
 from prodcat.serve.uploads import DEFAULT_MAX_IMAGE_BYTES, check_image
 from prodcat.taxonomy import CATEGORIES, name_of
 from prodcat.text.encoding import fix_mojibake
@@ -185,10 +186,14 @@ class PredictionService:
         if not products:
             return []
         warnings = [self.check(p) for p in products]
-        explained = self.model.explain(self.frame(products), k=len(self.served.classes))
-        for product, prediction, notes in zip(products, explained, warnings, strict=True):
+        frame = self.frame(products)
+        explained = self.model.explain(frame, k=len(self.served.classes))
+        nothing_known = without_usable_input(self.model, frame, [p.has_image for p in explained])
+        for product, prediction, notes, empty in zip(products, explained, warnings, nothing_known, strict=True):
             if product.image is not None and self.served.accepts_images and not prediction.has_image:
                 notes.append(IMAGE_UNREADABLE)
+            if empty:
+                notes.append(NO_USABLE_INPUT)
         return [self._answer(pred, k, notes) for pred, notes in zip(explained, warnings, strict=True)]
 
     @staticmethod
