@@ -337,7 +337,12 @@ def load_state(path: str | os.PathLike[str]) -> Any:
         raise UnsafeStateError(f"{source}: structure nested too deeply") from None
     except (OSError, EOFError, zipfile.BadZipFile) as error:
         raise ModelError(f"{source}: unreadable or truncated ({type(error).__name__}: {error or 'no detail'})") from None
-    except (ValueError, KeyError, TypeError, AttributeError, IndexError, UnicodeDecodeError, ImportError) as error:
+    except ValueError as error:
+        if "allow_pickle" in str(error):  # numpy refuses pickled content when allow_pickle=False
+            raise UnsafeStateError(f"{source}: holds pickled data, which prodcat never loads (loading it could "
+                                   "run code)") from None
+        raise UnsafeStateError(f"{source}: malformed state (ValueError: {error or 'no detail'})") from None
+    except (KeyError, TypeError, AttributeError, IndexError, UnicodeDecodeError, ImportError) as error:
         raise UnsafeStateError(f"{source}: malformed state ({type(error).__name__}: {error or 'no detail'})") from None
 
 
