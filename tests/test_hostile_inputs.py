@@ -135,13 +135,18 @@ def test_1_compare_on_three_rows_is_one_error_line(demo, tmp_path, capsys) -> No
     (["crop", "--size", "many"], "argument --size: expected an integer, got 'many'"),
     (["embed", "--workers", "-1"], "argument --workers: must be at least 0, got -1"),
     (["classify", "--top", "0"], "argument --top: must be at least 1, got 0"),
+    (["compare", "--test-size", "1.5"], "argument --test-size: must be > 0 and < 1, got 1.5"),
+    (["train", "--valid-size", "-0.1"], "argument --valid-size: must be >= 0 and < 1, got -0.1"),
+    (["train", "--time-limit", "nan"], "argument --time-limit: must be > 0, got nan"),
 ])
 def test_2_negative_or_zero_numbers_are_refused(argv_tail, message, demo, tmp_path, capsys) -> None:
     command, *options = argv_tail
     base = {"eda": ["--x", demo.x_train, "--out", tmp_path / "eda"],
             "crop": [next(demo.images_train.iterdir()), "--out", tmp_path / "c.png"],
             "embed": ["--images", demo.images_train],
-            "classify": ["--model", tmp_path, "piscine"]}[command]
+            "classify": ["--model", tmp_path, "piscine"],
+            "compare": ["--x", demo.x_train, "--y", demo.y_train, "--models", "fast", "--out", tmp_path / "b"],
+            "train": ["--x", demo.x_train, "--y", demo.y_train]}[command]
     code, _, err = run([command, *base, *options], capsys)
     assert code == 2 and message in err and "Traceback" not in err
 
@@ -428,7 +433,12 @@ def test_15_deep_components_are_refused_before_training(demo, tmp_path, capsys) 
     assert not (tmp_path / "runs").exists()
 
 
-def test_16_the_bundle_never_chooses_the_cache_dir(image_bundle, demo, tmp_path, capsys, monkeypatch) -> None:
+def test_16_the_bundle_never_chooses_the_cache_dir(image_bundle, demo, cache, tmp_path, capsys,
+                                                   monkeypatch) -> None:
+    import shutil
+
+    for fresh in ("my-cache", "env-cache"):  # the exported backbone, so that only the choice of folder is tested
+        shutil.copytree(cache / "models", tmp_path / fresh / "models")
     bundle = copy_bundle(image_bundle, tmp_path / "B")
     forbidden = tmp_path / "not-here"
     edit_manifest(bundle, lambda m: m["params"].update(cache_dir=str(forbidden)))

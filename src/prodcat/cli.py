@@ -50,6 +50,22 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _number_in(low: float, high: float | None = None, *, low_ok: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number above ``low`` (or equal when ``low_ok``) and below ``high``."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        too_low = value < low if low_ok else value <= low
+        if value != value or too_low or (high is not None and value >= high) or value == float("inf"):
+            bound = f"{'>=' if low_ok else '>'} {low:g}" + (f" and < {high:g}" if high is not None else "")
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
 def _print(*args: Any) -> None:
     print(*args, flush=True)
 
@@ -346,11 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model recipe (default: fast without images; see `prodcat presets`)")
     p.add_argument("--text-model", default=None, help="override the text model (e.g. linear_svc, logistic_regression, "
                                                        "hierarchical, neural_embedding, minilm)")
-    p.add_argument("--time-limit", type=float, metavar="SECONDS",
+    p.add_argument("--time-limit", type=_number_in(0), metavar="SECONDS",
                    help="time budget for the fit; deep components get their share (as AutoGluon's time_limit)")
     p.add_argument("--fusion", choices=["stack", "blend"],
                    help="late-fusion method of multi-component presets (default: the preset's, stack)")
-    p.add_argument("--valid-size", type=float, default=0.1,
+    p.add_argument("--valid-size", type=_number_in(0, 1, low_ok=True), default=0.1,
                    help="share held out for validation metrics (0 trains on everything; default 0.1)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--cache", metavar="DIR", help="image embedding cache (default: user cache dir)")
@@ -400,9 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p, labels=True)
     p.add_argument("--models", required=True, metavar="A,B,C",
                    help="comma-separated: presets (fast, balanced, ...), text models (linear_svc, ...), image:logreg")
-    p.add_argument("--test-size", type=float, default=0.2, help="held-out share (default 0.2)")
+    p.add_argument("--test-size", type=_number_in(0, 1), default=0.2, help="held-out share (default 0.2)")
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--time-limit", type=float, metavar="SECONDS", help="time budget per model fit")
+    p.add_argument("--time-limit", type=_number_in(0), metavar="SECONDS", help="time budget per model fit")
     p.add_argument("--cache", metavar="DIR", help="image embedding cache")
     p.add_argument("--out", required=True, metavar="DIR", help="where leaderboard.csv and leaderboard.md go")
 
@@ -416,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest accepted photo in pixels (default 16,000,000: 4000x4000)")
     p.add_argument("--max-decodes", type=_int_at_least(1), default=2,
                    help="requests with photos decoded at once per worker; others wait, then get 503 (default 2)")
-    p.add_argument("--body-timeout", type=float, default=60.0, metavar="SECONDS",
+    p.add_argument("--body-timeout", type=_number_in(0), default=60.0, metavar="SECONDS",
                    help="seconds a client has to send a request body, else 408 (default 60); the headers "
                         "deadline is $PRODCAT_SERVE_HEADER_TIMEOUT (default 10 s)")
     p.add_argument("--cache", metavar="DIR", help=CACHE_HELP)
@@ -424,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("app", cmd_app, "Start the web demonstrator (Streamlit) for a model bundle.")
     p.add_argument("--model", required=True, metavar="MODEL_DIR")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--port", type=_int_at_least(0), default=8501)
     p.add_argument("--data", metavar="X.csv", help="a dataset whose first products the examples page shows")
     p.add_argument("--report", metavar="report.html", help="evaluation report to show (default: the run's)")
 
