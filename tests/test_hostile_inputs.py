@@ -426,6 +426,7 @@ def test_15_unsafe_objects_are_refused_on_save(tmp_path) -> None:
 
 
 def test_15_deep_components_are_refused_before_training(demo, tmp_path, capsys) -> None:
+    pytest.importorskip("torch")
     code, _, err = run(["train", "--x", demo.x_train, "--y", demo.y_train, "--text-model", "neural_simple",
                         "--runs-dir", tmp_path / "runs"], capsys)
     assert code == 2
@@ -619,6 +620,7 @@ EMBED_SCRIPT = """
 """
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process checks read /proc")
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_7_embedding_workers_die_with_their_parent_and_sigterm_flushes(sig, tmp_path) -> None:
     process = _python(EMBED_SCRIPT, str(tmp_path))
@@ -645,6 +647,7 @@ APP_SCRIPT = """
 """
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process checks read /proc")
 def test_7_sigterm_to_app_stops_the_streamlit_child(tmp_path) -> None:
     process = _python(APP_SCRIPT)
     child = int(process.stdout.readline())
