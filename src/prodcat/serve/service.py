@@ -21,9 +21,8 @@ import pandas as pd
 import prodcat
 from prodcat.data.io import MOJIBAKE_PATTERN
 from prodcat.errors import DataError, ModelError
-from prodcat.image.io import DEFAULT_MAX_PIXELS
 from prodcat.input_checks import NO_USABLE_INPUT, without_usable_input
-from prodcat.serve.uploads import DEFAULT_MAX_IMAGE_BYTES, check_image
+from prodcat.serve.uploads import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_UPLOAD_PIXELS, check_image
 from prodcat.taxonomy import CATEGORIES, name_of
 from prodcat.text.encoding import fix_mojibake
 
@@ -121,7 +120,7 @@ class PredictionService:
     """Classify products with a loaded model; checks input and shapes answers for the API and the demo."""
 
     def __init__(self, model: Any, *, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+                 max_pixels: int = DEFAULT_MAX_UPLOAD_PIXELS) -> None:
         self.model = model
         self.max_image_bytes = max_image_bytes
         self.max_pixels = max_pixels

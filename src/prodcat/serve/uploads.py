@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from PIL import Image, UnidentifiedImageError
 
 from prodcat.errors import DataError
-from prodcat.image.io import DEFAULT_MAX_PIXELS
 
 DEFAULT_MAX_IMAGE_BYTES = 10 * 2**20
 """Largest accepted photo, encoded (product photos are ~50 kB JPEGs)."""
@@ -85,7 +84,7 @@ def decode_base64_image(text: str, *, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES, 
     return data
 
 
-def check_image(data: bytes, *, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
+def check_image(data: bytes, *, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES, max_pixels: int = DEFAULT_MAX_UPLOAD_PIXELS,
                 field: str = "image") -> CheckedImage:
     """Decode ``data`` in memory to prove it is a usable image; raise :class:`UploadError` if not.
 
