@@ -90,6 +90,18 @@ class ReviewPolicy:
             return None
         return np.asarray(confidence, dtype=float) < self.threshold
 
+    def verdict(self, needs_review: bool | None) -> str:
+        """What a product's flag means, in one sentence."""
+        if needs_review is None or self.threshold is None:
+            return "No review flag: the model was trained without validation rows to measure a threshold on."
+        where = f" measured on {self.measured_on:,} {self.split} rows" if self.measured_on else ""
+        if math.isinf(self.threshold):
+            return f"Needs review: no confidence threshold reached {self.target:.0%} precision{where}."
+        rule = f"the threshold for {self.target:.0%} precision{where}"
+        if needs_review:
+            return f"Needs review: confidence below {self.threshold:.3f}, {rule}."
+        return f"Classified automatically: confidence at or above {self.threshold:.3f}, {rule}."
+
     def describe(self) -> str:
         """The policy in one sentence."""
         if self.threshold is None:
