@@ -102,14 +102,14 @@ class ReviewPolicy:
             return f"Needs review: confidence below {self.threshold:.3f}, {rule}."
         return f"Classified automatically: confidence at or above {self.threshold:.3f}, {rule}."
 
-    def describe(self) -> str:
-        """The policy in one sentence."""
+    def describe(self, where: bool = True) -> str:
+        """The policy in one sentence (``where``: with the rows the threshold was measured on)."""
         if self.threshold is None:
             return "no review threshold: the model was trained without validation rows"
-        where = f" (measured on {self.measured_on:,} {self.split} rows)" if self.measured_on else ""
+        measured = f" (measured on {self.measured_on:,} {self.split} rows)" if self.measured_on and where else ""
         if math.isinf(self.threshold):
-            return f"every product needs review: no confidence threshold reached {self.target:.0%} precision{where}"
-        return f"review products below confidence {self.threshold:.3f}, for {self.target:.0%} precision{where}"
+            return f"every product needs review: no confidence threshold reached {self.target:.0%} precision{measured}"
+        return f"review products below confidence {self.threshold:.3f}, for {self.target:.0%} precision{measured}"
 
 
 def prediction_table(proba: np.ndarray, classes: Sequence[int], index: Sequence | pd.Index, *, top: int = 1,

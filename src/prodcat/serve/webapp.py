@@ -137,9 +137,9 @@ def examples_page(service: PredictionService, config: webdata.AppConfig) -> None
         truth = int(examples.labels.loc[index]) if examples.labels is not None else None
         rows.append({"row": index, "photo": webdata.thumbnail_uri(product.image),
                      "designation": product.designation, "predicted": answer["code"],
-                     "name": answer["name"], "probability": answer["probability"],
-                     "needs review": answer["needs_review"], "true code": truth,
-                     "correct": None if truth is None else truth == answer["code"]})
+                     "name": answer["name"], "probability": answer["probability"], "true code": truth,
+                     "correct": None if truth is None else truth == answer["code"],
+                     "needs review": answer["needs_review"]})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
                  column_config={"photo": st.column_config.ImageColumn("photo", width="small"),
                                 "probability": st.column_config.ProgressColumn("probability", min_value=0,
@@ -187,7 +187,7 @@ def sidebar(service: PredictionService) -> str:
                         f"fingerprint `{(info['fingerprint'] or '?')[:12]}`")
     for name, value in webdata.headline_metrics(info["metrics"]).items():
         st.sidebar.metric(name.replace("_", " "), f"{value:.3f}")
-    st.sidebar.caption(f"Metrics {webdata.metrics_source(info['metrics'])}. Review: {service.review.describe()}.")
+    st.sidebar.caption(f"Metrics {webdata.metrics_source(info['metrics'])}. {service.review.describe(where=False).capitalize()}.")
     return page
 
 
