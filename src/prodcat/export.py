@@ -103,8 +103,8 @@ def export_mlflow(model_dir: str | Path, out: str | Path) -> Path:
     try:
         shutil.copytree(source, staging / BUNDLE_ARTIFACT)
         created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
-        (staging / MLMODEL_FILE).write_text(mlmodel_text(python_version=python_version, created=created, model_uuid=uuid.uuid4().hex),
-                                            encoding="utf-8")
+        mlmodel = mlmodel_text(python_version=python_version, created=created, model_uuid=uuid.uuid4().hex)
+        (staging / MLMODEL_FILE).write_text(mlmodel, encoding="utf-8")
         wanted = requirement(uses_images)
         (staging / "requirements.txt").write_text(
             "# prodcat is not on a public index: install it from your wheel or source tree\n" + wanted + "\n",

@@ -30,7 +30,7 @@ REVIEW_KEY = "review"
 
 def target_key(target: float) -> str:
     """The key a precision target is stored under in the metrics (``"0.95"``)."""
-    return f"{float(target):.2f}"
+    return f"{float(target):g}"
 
 
 def review_thresholds(confidence: np.ndarray, correct: np.ndarray,

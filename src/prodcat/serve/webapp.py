@@ -187,7 +187,8 @@ def sidebar(service: PredictionService) -> str:
                         f"fingerprint `{(info['fingerprint'] or '?')[:12]}`")
     for name, value in webdata.headline_metrics(info["metrics"]).items():
         st.sidebar.metric(name.replace("_", " "), f"{value:.3f}")
-    st.sidebar.caption(f"Metrics {webdata.metrics_source(info['metrics'])}. {service.review.describe(where=False).capitalize()}.")
+    review = service.review.describe(where=False).capitalize()
+    st.sidebar.caption(f"Metrics {webdata.metrics_source(info['metrics'])}. {review}.")
     return page
 
 
