@@ -93,6 +93,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     model = _load_model(args.model)
     policy = ReviewPolicy.for_model(model, args.review_target)
+    if args.top is not None and not 1 <= args.top <= len(model.classes_):
+        raise ProdcatError(f"--top must be between 1 and {len(model.classes_)} (the model's classes), got {args.top}")
     _print(f"Loading {args.x}")
     dataset = _load(args, labels=False)
     if not args.proba and args.top is None:
@@ -233,8 +235,8 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
     steps_known = set(_cleaning_steps())
     skipped = {step for group in args.skip for step in group}
-    for value in (args.text, args.description):
-        if value in steps_known or (value and set(value.split(",")) <= steps_known):
+    for value in (args.text, args.description) if skipped else ():  # the old `--skip a b "text"` form
+        if value and set(value.split(",")) <= steps_known:
             raise ProdcatError(f"'{value}' is a cleaning step, not a text: --skip takes a comma list "
                                f"(--skip stem,stopwords \"text\") or is repeated (--skip stem --skip stopwords)")
     config = CleaningConfig(**{step: False for step in skipped})

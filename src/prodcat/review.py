@@ -67,17 +67,17 @@ class ReviewPolicy:
         """The policy for ``target`` from a bundle's metrics (``model.metrics_``)."""
         if not 0 < target < 1:
             raise ProdcatError(f"review target must be a precision between 0 and 1, got {target}")
-        for split in ("validation", "test"):
-            section = (metrics or {}).get(split)
-            review = section.get(REVIEW_KEY) if isinstance(section, Mapping) else None
-            if isinstance(review, Mapping) and target_key(target) in (review.get("targets") or {}):
-                hit = review["targets"][target_key(target)]
-                threshold = float(hit["threshold"]) if isinstance(hit, Mapping) else math.inf
-                return cls(target, threshold, review.get("n"), split)
-            if isinstance(review, Mapping):
-                known = ", ".join(sorted(review.get("targets") or {}))
-                raise ProdcatError(f"the model has review thresholds for precision {known}, not {target_key(target)}")
-        return cls(target, None)
+        section = (metrics or {}).get("validation")
+        review = section.get(REVIEW_KEY) if isinstance(section, Mapping) else None
+        targets = review.get("targets") if isinstance(review, Mapping) else None
+        if not targets:
+            return cls(target, None)
+        if target_key(target) not in targets:
+            raise ProdcatError(f"the model has review thresholds for precision {', '.join(sorted(targets))}, "
+                               f"not {target_key(target)}")
+        hit = targets[target_key(target)]
+        threshold = float(hit["threshold"]) if isinstance(hit, Mapping) else math.inf
+        return cls(target, threshold, review.get("n"), "validation")
 
     @classmethod
     def for_model(cls, model: Any, target: float = DEFAULT_REVIEW_TARGET) -> "ReviewPolicy":
