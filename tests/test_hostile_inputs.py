@@ -750,13 +750,14 @@ def test_17_a_slow_body_gets_408_and_an_abandoned_one_logs_one_line(caplog) -> N
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    slow = asyncio.run(_call(BodySizeLimit(app, timeout_s=0.2), [{"type": "http.request", "body": b"{", "more_body": True}]))
+    first_byte = {"type": "http.request", "body": b"{", "more_body": True}
+    slow = asyncio.run(_call(BodySizeLimit(app, timeout_s=0.2), [first_byte]))
     assert slow[0]["status"] == 408 and b"not received within 0.2 s" in slow[1]["body"]
     with caplog.at_level("WARNING", logger="prodcat.serve"):
-        gone = asyncio.run(_call(BodySizeLimit(app), [{"type": "http.request", "body": b"{", "more_body": True},
-                                                      {"type": "http.disconnect"}]))
+        gone = asyncio.run(_call(BodySizeLimit(app), [first_byte, {"type": "http.disconnect"}]))
     assert gone == []
-    assert [r.getMessage() for r in caplog.records] == ["1.2.3.4:5 abandoned its POST /v1/predict request after 1 body bytes"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "1.2.3.4:5 abandoned its POST /v1/predict request after 1 body bytes"]
 
 
 def test_17_incomplete_headers_are_cut_off(monkeypatch) -> None:

@@ -258,7 +258,8 @@ class _Reader:
             return out
         if tag == "reduce":
             if node.get("cls") not in TRUSTED_REDUCE:
-                raise self.fail(f"names the class {node.get('cls')!r}, which is not a trusted type; refusing to load it")
+                raise self.fail(f"names the class {node.get('cls')!r}, which is not a trusted type; "
+                                "refusing to load it")
             cls = self._class(node["cls"])
             args, state = self.decode(node["args"]), self.decode(node["state"])
             if not isinstance(args, tuple) or not all(isinstance(a, (int, np.ndarray)) for a in args):
@@ -336,7 +337,8 @@ def load_state(path: str | os.PathLike[str]) -> Any:
     except RecursionError:
         raise UnsafeStateError(f"{source}: structure nested too deeply") from None
     except (OSError, EOFError, zipfile.BadZipFile) as error:
-        raise ModelError(f"{source}: unreadable or truncated ({type(error).__name__}: {error or 'no detail'})") from None
+        detail = f"{type(error).__name__}: {error or 'no detail'}"
+        raise ModelError(f"{source}: unreadable or truncated ({detail})") from None
     except ValueError as error:
         if "allow_pickle" in str(error):  # numpy refuses pickled content when allow_pickle=False
             raise UnsafeStateError(f"{source}: holds pickled data, which prodcat never loads (loading it could "
