@@ -197,9 +197,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
         return 0
     for rank, (code, name, probability) in enumerate(prediction.top, 1):
         _print(f"{rank}. {code:>5}  {name:<22} {probability:6.1%}")
-    for modality, top in prediction.modalities.items():
+    for component, top in prediction.components.items():
         shown = ", ".join(f"{code} {name} {p:.0%}" for code, name, p in top[:3])
-        _print(f"   {modality:>6}: {shown}")
+        _print(f"   {component:>6}: {shown}")
     if prediction.words:
         _print("   words: " + ", ".join(word for word, _ in prediction.words))
     return 0

@@ -72,14 +72,14 @@ def evaluate_to_dir(model: ProductClassifier, dataset: Dataset, out: str | Path,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     y_true = dataset.y.to_numpy().astype(int)
-    modality_proba, has_image = model.modality_proba(dataset.X)
-    proba = model.combine(modality_proba, has_image)
+    scores = model.component_proba(dataset.X)
+    proba = model.fused_proba(scores)
     y_pred = model.classes_[proba.argmax(axis=1)]
     evaluation = evaluate_predictions(y_true, y_pred, classes=model.classes_)
     modalities = {name: evaluate_predictions(y_true, model.classes_[p.argmax(axis=1)], classes=model.classes_)
-                  for name, p in modality_proba.items()} if len(modality_proba) > 1 else {}
+                  for name, p in scores.probas.items()} if len(scores.probas) > 1 else {}
     result = EvaluationResult(evaluation, modalities, out, [])
-    metrics = {**result.metrics(), "products_with_image": int(has_image.sum())}
+    metrics = {**result.metrics(), "products_with_image": int(scores.has_image.sum())}
     files = [out / "metrics.json", out / "per_class.csv", out / "confusion_matrix.csv", out / "predictions.csv"]
     files[0].write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     evaluation.per_class.to_csv(files[1], index=False, float_format="%.4f")
@@ -116,7 +116,7 @@ class TrainResult:
 
     def summary(self) -> str:
         lines = [f"Trained preset '{self.preset}' on {self.n_train:,} products in {self.seconds:.1f} s "
-                 f"(components: {', '.join(sorted(self.model.components_))})"]
+                 f"(components: {', '.join(sorted(self.model.component_names))})"]
         if self.model.image_failures_:
             path, reason = self.model.image_failures_[0]
             lines.append(f"  {len(self.model.image_failures_):,} images unusable (text used instead), "
@@ -163,7 +163,7 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
         model.metrics_["validation"] = validation.metrics()
     model_dir = model.save(run_dir / "model")
     seconds = time.perf_counter() - started
-    config = {"preset": preset, "params": model.get_params(), "spec": model.spec_, "valid_size": valid_size,
+    config = {"preset": preset, "params": model.manifest["params"], "spec": model.spec.to_dict(), "valid_size": valid_size,
               "n_train": len(split.train), "n_valid": len(split.valid), "fingerprint": model.fingerprint_,
               "data": dataset.report.to_dict(), "seconds": round(seconds, 2)}
     write_run_files(run_dir, config=config, metrics=model.metrics_.get("validation", {}))
@@ -179,7 +179,7 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
 def copy_bundle(source: Path, target: Path) -> Path:
     """Copy a bundle directory, hard-linking files when the filesystem allows it."""
     if target.exists() and any(target.iterdir()):
-        from prodcat.predictor import BUNDLE_MANIFEST
+        from prodcat.bundle import BUNDLE_MANIFEST
 
         if not (target / BUNDLE_MANIFEST).exists():
             from prodcat.errors import ProdcatError

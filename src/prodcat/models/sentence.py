@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from prodcat.data.split import validation_split
 from prodcat.models.deep_base import TorchTextClassifier
 from prodcat.text.clean import CleaningConfig, clean_texts, texts_from
 
@@ -72,7 +73,7 @@ def encode_sentences(texts: Any, batch_size: int = 256, *, threads: int | None =
                           count=len(prepared))
     unique = list(positions)
     if threads is None:
-        from prodcat.models.torch_utils import available_cores
+        from prodcat.resources import available_cores
 
         threads = available_cores()
     encoder = _encoder(int(threads))
@@ -206,7 +207,7 @@ class SentenceEmbeddingClassifier(TorchTextClassifier):
 
         rng = tu.seed_everything(self.seed)
         device = tu.resolve_device(self.device)
-        train, valid = tu.validation_split(codes, self.validation_fraction, self.seed)
+        train, valid = validation_split(codes, self.validation_fraction, self.seed)
         net = self._new_net().to(device)
         optimizer = torch.optim.AdamW(net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
         inputs = torch.from_numpy(embeddings).to(device)

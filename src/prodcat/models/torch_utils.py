@@ -1,6 +1,6 @@
 """PyTorch plumbing shared by the deep text models, and their networks.
 
-Devices and threads, seeding, time budgets, stratified validation splits, best-checkpoint
+Devices and threads, seeding, time budgets, best-checkpoint
 tracking, batched prediction, and weights kept as NumPy arrays so fitted models pickle
 without the torch modules (they are rebuilt on first use). This module imports torch; the
 model modules import it lazily, so ``import prodcat.models.deep_text`` stays cheap.
@@ -8,7 +8,6 @@ model modules import it lazily, so ``import prodcat.models.deep_text`` stays che
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,16 +19,9 @@ import torch
 from torch import nn
 
 from prodcat.errors import ProdcatError
+from prodcat.resources import available_cores
 
 # --- devices, threads, seeds -------------------------------------------------------------
-
-
-def available_cores() -> int:
-    """CPU cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def resolve_device(device: str | None = "auto") -> torch.device:
@@ -97,32 +89,6 @@ def encode_labels(y: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("cannot fit on zero products")
     classes, codes = np.unique(labels.astype(int), return_inverse=True)
     return classes, codes.astype(np.int64)
-
-
-def validation_split(codes: np.ndarray, fraction: float, seed: int,
-                     max_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified (train, validation) row indices; validation is ``fraction`` of the rows.
-
-    Each class with at least two rows gives about ``fraction`` of them (at least one) to
-    validation; single-row classes stay in training. ``max_size`` caps the validation rows.
-    Returns an empty validation set when ``fraction`` is 0 or nothing can be held out.
-    """
-    n = len(codes)
-    rng = np.random.default_rng(seed)
-    if fraction <= 0 or n < 4:
-        return np.arange(n), np.arange(0)
-    held: list[np.ndarray] = []
-    for code in np.unique(codes):
-        rows = np.flatnonzero(codes == code)
-        if len(rows) < 2:
-            continue
-        take = min(len(rows) - 1, max(1, int(round(fraction * len(rows)))))
-        held.append(rng.choice(rows, size=take, replace=False))
-    valid = np.sort(np.concatenate(held)) if held else np.arange(0)
-    if max_size is not None and len(valid) > max_size:
-        valid = np.sort(rng.choice(valid, size=max_size, replace=False))
-    train = np.setdiff1d(np.arange(n), valid, assume_unique=True)
-    return train, valid
 
 
 def batches(n: int, batch_size: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from prodcat.data.split import validation_split
 from prodcat.models.deep_base import TorchTextClassifier
 from prodcat.models.sentence import SENTENCE_CLEANING
 from prodcat.text.clean import clean_texts
@@ -250,7 +251,7 @@ class TransformerTextClassifier(TorchTextClassifier):
         rng = tu.seed_everything(self.seed)
         device = tu.resolve_device(self.device)
         ids, lengths = self.tokenize(texts)
-        train, valid = tu.validation_split(codes, self.validation_fraction, self.seed, max_size=self.max_validation)
+        train, valid = validation_split(codes, self.validation_fraction, self.seed, max_size=self.max_validation)
         encoder = load_encoder()
         self.encoder_config_ = encoder.config.to_dict()
         n_layers = int(encoder.config.num_hidden_layers)
