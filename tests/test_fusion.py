@@ -161,7 +161,7 @@ def test_early_fusion_uses_both_modalities_and_pickles(tmp_path: Path) -> None:
                ).astype(np.float32)
     has_image = table["has_image"].to_numpy()
     train = (table["split"] == "train").to_numpy()
-    model = EarlyFusionClassifier(text_dim=32, hidden=64, epochs=5, seed=0).fit(
+    model = EarlyFusionClassifier(text_dim=32, hidden_size=64, epochs=5, seed=0).fit(
         table[train], table["prdtypecode"][train], vectors=vectors[train], has_image=has_image[train])
     proba = model.predict_proba(table[~train], vectors=vectors[~train], has_image=has_image[~train])
     assert proba.shape == (int((~train).sum()), len(model.classes_))

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
-from prodcat.components import Component, Inputs, make_component
+from prodcat.components import Component, ComponentSpec, Inputs, make_component
 from prodcat.data.split import stratified_folds, validation_split
+from prodcat.errors import DataError
 from prodcat.models.fusion import BlendFuser, StackingFuser, fit_fusers
 from prodcat.presets import FusionSpec, PresetSpec
 
@@ -89,7 +90,7 @@ class FitPlan:
                                   image_only=image_only, seed=self.seed)
         return FittedParts(fitted, stack, blend, self.fit_times)
 
-    def fit_components(self, inputs: Inputs, y: np.ndarray, specs) -> dict[str, Component]:
+    def fit_components(self, inputs: Inputs, y: np.ndarray, specs: Sequence[ComponentSpec]) -> dict[str, Component]:
         """Fresh components of ``specs`` fitted on ``inputs``, timed."""
         fitted: dict[str, Component] = {}
         for spec in specs:
@@ -118,6 +119,8 @@ class FitPlan:
 
     def _holdout(self, inputs: Inputs, y: np.ndarray, fusion: FusionSpec):
         train, held_out = validation_split(y, fusion.holdout, self.seed)
+        if not len(held_out):
+            raise DataError(f"too few products ({len(y)}) to hold {fusion.holdout:.0%} out for the fuser")
         fitted = self.fit_components(inputs.take(train), y[train], self.spec.components)
         held_out_proba = self.score(fitted, inputs.take(held_out))
         refit = [c for c in self.spec.components if c.name in fusion.refit and c.name in fitted]

@@ -28,14 +28,13 @@ from threadpoolctl import ThreadpoolController
 
 from prodcat import bundle
 from prodcat.components import Component, Inputs
-from prodcat.data.missing import is_missing
 from prodcat.errors import DataError
 from prodcat.evaluation import Evaluation, evaluate_predictions
+from prodcat.inputs import as_products, read_inputs
 from prodcat.models.fusion import fuse
 from prodcat.plan import FitPlan
 from prodcat.presets import DEFAULT_PRESET, PresetSpec, load_preset
 from prodcat.taxonomy import name_of
-from prodcat.text.clean import texts_from
 
 # One BLAS thread: on a shared 2-core machine OpenBLAS threads spin against each other (and
 # against onnxruntime and decoding workers); a logistic regression on image embeddings measured
@@ -51,14 +50,6 @@ def _threadpools() -> ThreadpoolController:
 
 def _one_blas_thread():
     return _threadpools().limit(limits=BLAS_THREADS, user_api="blas")
-
-
-@functools.lru_cache(maxsize=4)
-def _embedder(backbone: str, cache_dir: str | None):
-    """One image embedder (and ONNX session, ~30 ms to build) per backbone and cache per process."""
-    from prodcat.image.embed import ImageEmbedder
-
-    return ImageEmbedder(backbone, cache_dir=cache_dir)
 
 
 @dataclass
@@ -90,19 +81,6 @@ class Prediction:
 def _top_k(proba_row: np.ndarray, classes: np.ndarray, k: int) -> list[tuple[int, str, float]]:
     order = np.argsort(-proba_row)[:k]
     return [(int(classes[i]), name_of(int(classes[i])), float(proba_row[i])) for i in order]
-
-
-def as_products(X: Any) -> pd.DataFrame:
-    """Normalise input to a products DataFrame (``designation``, ``description``, ``image_path``)."""
-    if isinstance(X, pd.DataFrame) and "designation" in X.columns:
-        products = X
-    else:
-        texts = texts_from(X)
-        index = X.index if isinstance(X, (pd.DataFrame, pd.Series)) else None
-        products = pd.DataFrame({"designation": texts, "description": ""}, index=index)
-    if "image_path" not in products.columns:
-        products = products.assign(image_path=None)
-    return products
 
 
 def data_fingerprint(products: pd.DataFrame, y: Sequence[int]) -> str:
@@ -188,21 +166,6 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         if self.progress:
             print(message, file=sys.stderr, flush=True)
 
-    def _inputs(self, products: pd.DataFrame, spec: PresetSpec) -> Inputs:
-        """Products plus image embeddings when the spec's components read them."""
-        n = len(products)
-        if not spec.reads_images:
-            return Inputs(products, np.zeros((n, 0), np.float32), np.zeros(n, bool))
-        images = list(products["image_path"])
-        if "image_bytes" in products.columns:
-            images = [b if not is_missing(b) else p for b, p in zip(products["image_bytes"], images)]
-        if all(is_missing(i) for i in images):
-            return Inputs(products, np.zeros((n, 0), np.float32), np.zeros(n, bool))
-        embedder = _embedder(spec.backbone, self.cache_dir)
-        embedder.progress = self.progress and n > 256
-        result = embedder.embed(images)
-        return Inputs(products, result.vectors, result.ok, list(result.failures))
-
     # -- fitting --------------------------------------------------------------------------
     def fit(self, X: Any, y: Sequence[int]) -> "ProductClassifier":
         """Train the preset's components (and fusers) on products ``X`` and codes ``y``; returns ``self``."""
@@ -220,9 +183,9 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         started = time.perf_counter()
         classes = np.unique(y)
         prior = np.bincount(np.searchsorted(classes, y), minlength=len(classes)) / len(y)
-        inputs = self._inputs(products, spec)
+        inputs = read_inputs(products, spec, cache_dir=self.cache_dir, progress=self.progress)
         if spec.reads_images and not inputs.has_image.any():
-            if all(_reads(c) == "image" for c in spec.components):
+            if all(c.reads == "image" for c in spec.components):
                 raise DataError(f"preset {spec.name!r} needs images: none of the training products has a "
                                 "readable image (pass --images / an image_path column)")
             self._log("No usable training images: image components are skipped")
@@ -305,7 +268,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
     def component_proba(self, X: Any) -> ComponentProba:
         """Each fitted component's probabilities of products ``X`` and which products have a usable image."""
         check_is_fitted(self, "components_")
-        inputs = self._inputs(as_products(X), self.spec_)
+        inputs = read_inputs(as_products(X), self.spec_, cache_dir=self.cache_dir, progress=self.progress)
         with _one_blas_thread():
             probas = {n: c.predict_proba(inputs, self.classes_, self.prior_) for n, c in self.components_.items()}
         return ComponentProba(probas, inputs.has_image)
@@ -413,9 +376,3 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
     def load(cls, path: str | Path) -> "ProductClassifier":
         """Load a bundle written by :meth:`save`; refuses bundles from incompatible versions."""
         return bundle.load_bundle(cls, path)
-
-
-def _reads(spec: Any) -> str:
-    from prodcat.components import get_component
-
-    return get_component(spec.kind).reads

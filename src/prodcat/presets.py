@@ -123,9 +123,7 @@ class PresetSpec:
     @property
     def reads_images(self) -> bool:
         """True when some component reads image embeddings."""
-        from prodcat.components import get_component
-
-        return any(get_component(c.kind).reads != "text" for c in self.components)
+        return any(c.reads != "text" for c in self.components)
 
     def component(self, name: str) -> ComponentSpec:
         """The spec of the component called ``name``."""

@@ -42,7 +42,7 @@ class EvaluationResult:
     """What :func:`evaluate_to_dir` computed and wrote."""
 
     evaluation: Evaluation
-    modalities: dict[str, Evaluation]
+    components: dict[str, Evaluation]
     out: Path
     files: list[Path]
 
@@ -50,7 +50,7 @@ class EvaluationResult:
         e = self.evaluation
         lines = [f"Evaluated {e.n:,} products: weighted F1 {e.weighted_f1:.4f}, macro F1 {e.macro_f1:.4f}, "
                  f"accuracy {e.accuracy:.4f}"]
-        for name, m in self.modalities.items():
+        for name, m in self.components.items():
             lines.append(f"  {name:>7} alone: weighted F1 {m.weighted_f1:.4f}")
         weakest = e.per_class.sort_values("f1").head(3)
         lines.append("  weakest classes: " + ", ".join(f"{r.code} {r.name} (F1 {r.f1:.2f})"
@@ -59,8 +59,8 @@ class EvaluationResult:
         return "\n".join(lines)
 
     def metrics(self) -> dict[str, Any]:
-        """Headline metrics plus per-modality headlines, for JSON."""
-        return {**self.evaluation.headline(), "modalities": {m: e.headline() for m, e in self.modalities.items()}}
+        """Headline metrics plus each component's own headlines, for JSON."""
+        return {**self.evaluation.headline(), "components": {m: e.headline() for m, e in self.components.items()}}
 
 
 def evaluate_to_dir(model: ProductClassifier, dataset: Dataset, out: str | Path, *, report: bool = True,
@@ -76,9 +76,9 @@ def evaluate_to_dir(model: ProductClassifier, dataset: Dataset, out: str | Path,
     proba = model.fused_proba(scores)
     y_pred = model.classes_[proba.argmax(axis=1)]
     evaluation = evaluate_predictions(y_true, y_pred, classes=model.classes_)
-    modalities = {name: evaluate_predictions(y_true, model.classes_[p.argmax(axis=1)], classes=model.classes_)
+    components = {name: evaluate_predictions(y_true, model.classes_[p.argmax(axis=1)], classes=model.classes_)
                   for name, p in scores.probas.items()} if len(scores.probas) > 1 else {}
-    result = EvaluationResult(evaluation, modalities, out, [])
+    result = EvaluationResult(evaluation, components, out, [])
     metrics = {**result.metrics(), "products_with_image": int(scores.has_image.sum())}
     files = [out / "metrics.json", out / "per_class.csv", out / "confusion_matrix.csv", out / "predictions.csv"]
     files[0].write_text(json.dumps(metrics, indent=2), encoding="utf-8")
@@ -94,7 +94,7 @@ def evaluate_to_dir(model: ProductClassifier, dataset: Dataset, out: str | Path,
 
         files.append(write_evaluation_report(
             out, evaluation, y_true=y_true, y_pred=y_pred, proba=proba, classes=model.classes_,
-            products=dataset.X, modalities={**modalities, "combined": evaluation} if modalities else None,
+            products=dataset.X, components={**components, "combined": evaluation} if components else None,
             title=title, model_info=model.describe()))
     result.files = files
     return result
@@ -126,7 +126,7 @@ class TrainResult:
             lines.append(f"Validation ({self.n_valid:,} products): weighted F1 {v.weighted_f1:.4f}, "
                          f"macro F1 {v.macro_f1:.4f}, accuracy {v.accuracy:.4f}")
             lines += [f"  {name:>7} alone: weighted F1 {m.weighted_f1:.4f}"
-                      for name, m in self.validation.modalities.items()]
+                      for name, m in self.validation.components.items()]
         lines.append(f"Run folder: {self.run_dir}")
         lines += [f"Model bundle: {path}" for path in [self.model_dir, *self.copies]]
         return "\n".join(lines)

@@ -51,6 +51,11 @@ class ComponentSpec:
               and 0 < self.budget <= 1, "budget", f"must be a fraction in (0, 1], got {self.budget!r}")
 
     @property
+    def reads(self) -> str:
+        """What the component of this kind reads: ``"text"``, ``"image"`` or ``"text+image"``."""
+        return get_component(self.kind).reads
+
+    @property
     def label(self) -> str:
         """What the component is, for tables: its model name when it has one, else its kind."""
         return str(getattr(self, "model", None) or self.kind)

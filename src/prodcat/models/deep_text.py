@@ -163,7 +163,7 @@ class NeuralTfidfClassifier(TorchTextClassifier):
             lazy.step(column_ids, weight_rows.grad)
             return loss.item()
 
-        best = tu.train_epochs(
+        best = tu.train_loop(
             net, epochs=self.epochs, patience=self.patience, budget=budget, desc="neural_simple",
             progress=self.progress, batches=lambda: tu.batches(len(train), self.batch_size, rng), step=step,
             validate=lambda: tu.predict_logits(lambda rows: net(x_valid[rows]), len(valid), 4096),
@@ -297,7 +297,7 @@ class GRUTextClassifier(TorchTextClassifier):
             optimizer.step()
             return loss.item()
 
-        best = tu.train_epochs(
+        best = tu.train_loop(
             net, epochs=self.epochs, patience=self.patience, budget=budget, desc="neural_embedding",
             progress=self.progress, batches=lambda: tu.length_grouped_batches(lengths[train], self.batch_size, rng),
             step=step, valid_codes=codes[valid],

@@ -80,6 +80,14 @@ class ImageEmbeddingClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
+    def __setstate__(self, state: dict) -> None:
+        """Also reads heads pickled when the parameters were called ``kind`` and ``random_state``."""
+        if "kind" in state:
+            state["head"] = state.pop("kind")
+        if "random_state" in state:
+            state["seed"] = state.pop("random_state")
+        super().__setstate__(state)
+
 
 def pixel_features(
     images: np.ndarray, *, features: str = "histogram", bins: int = 8, thumbnail: int = 16
