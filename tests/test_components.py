@@ -21,7 +21,7 @@ from prodcat.components import (
     ComponentSpec,
     TextReadingComponent,
     check,
-    component_kinds,
+    registered_kinds,
     register_component,
 )
 from prodcat.data.sample import build_demo_table
@@ -81,7 +81,7 @@ def split() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def test_a_component_registered_here_trains_through_a_preset_given_as_data(split, tmp_path: Path) -> None:
     train, test = split
-    assert "test_word_counts" in component_kinds()
+    assert "test_word_counts" in registered_kinds()
     model = ProductClassifier(TOY_PRESET, progress=False).fit(train, train["prdtypecode"])
     assert model.component_names == ["counts", "text"]
     assert model.component_kinds == {"counts": "test_word_counts", "text": "text"}

@@ -26,7 +26,7 @@ from prodcat.components.base import (
     SpecError,
     aligned,
     check,
-    component_kinds,
+    registered_kinds,
     get_component,
     parse_component,
     register_component,
@@ -41,7 +41,7 @@ __all__ = [
     "READS", "Component", "ComponentSpec", "DeepTextComponent", "DeepTextSpec", "EarlyFusionComponent",
     "EarlyFusionSpec", "IMAGE_HEADS", "ImageHeadComponent", "ImageHeadSpec", "ImageReadingComponent", "Inputs",
     "PixelsComponent", "PixelsSpec", "SpecError", "TextReadingComponent", "TextSpec", "TfidfTextComponent",
-    "aligned", "check", "component_kinds", "deep_text_models", "get_component", "make_component",
+    "aligned", "check", "registered_kinds", "deep_text_models", "get_component", "make_component",
     "image_component_spec", "parse_component", "register_component", "text_component_spec",
     "text_model_names",
 ]

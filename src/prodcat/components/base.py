@@ -156,11 +156,11 @@ def register_component(kind: str) -> Callable[[type[Component]], type[Component]
 def get_component(kind: str) -> type[Component]:
     """The component class registered for ``kind``."""
     if kind not in _REGISTRY:
-        raise ModelError(f"unknown component kind {kind!r}; choose one of {', '.join(component_kinds())}")
+        raise ModelError(f"unknown component kind {kind!r}; choose one of {', '.join(registered_kinds())}")
     return _REGISTRY[kind]
 
 
-def component_kinds() -> tuple[str, ...]:
+def registered_kinds() -> tuple[str, ...]:
     """Every registered component kind."""
     return tuple(_REGISTRY)
 
@@ -178,7 +178,7 @@ def parse_component(entry: ComponentSpec | Mapping[str, Any], *, preset: str = "
         raise ModelError(f"preset {preset!r}: a component must be a mapping, got {entry!r}")
     where = f"preset {preset!r}, component {entry.get('name', '?')!r}"
     if "kind" not in entry:
-        raise ModelError(f"{where}: kind: missing; choose one of {', '.join(component_kinds())}")
+        raise ModelError(f"{where}: kind: missing; choose one of {', '.join(registered_kinds())}")
     try:
         spec_class = get_component(entry["kind"]).spec_class
     except ModelError as error:

@@ -67,7 +67,6 @@ class EmbeddingResult:
     stats: EmbedStats | None = None
 
 
-
 def _ignore_sigint() -> None:  # worker initializer: Ctrl-C is handled by the main process
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
