@@ -118,9 +118,7 @@ def load_bundle(cls: type["ProductClassifier"], path: str | Path) -> "ProductCla
         params = {**manifest["params"]}
         if not isinstance(params.get("preset"), str):
             params["preset"] = upgrade_spec(params["preset"])
-        recipe = upgrade_spec(manifest["spec"])
-        recipe.setdefault("name", params["preset"] if isinstance(params["preset"], str) else "custom")
-        spec = load_preset(recipe)
+        spec = recipe_of(manifest)
     except (KeyError, TypeError, ProdcatError) as error:
         raise ModelError(f"{path}: the bundle's recipe is not understood ({error}); {RETRAIN}") from None
     try:
@@ -139,6 +137,16 @@ def load_bundle(cls: type["ProductClassifier"], path: str | Path) -> "ProductCla
     )
     model._manifest = manifest
     return model
+
+
+def recipe_of(manifest: dict[str, Any]) -> PresetSpec:
+    """The validated recipe of a bundle's manifest (older recipes read in today's words)."""
+    if not isinstance(manifest.get("spec"), dict):
+        raise ModelError(f"the bundle's manifest holds no recipe; {RETRAIN}")
+    recipe = upgrade_spec(manifest["spec"])
+    preset = manifest.get("params", {}).get("preset")
+    recipe.setdefault("name", preset if isinstance(preset, str) else "custom")
+    return load_preset(recipe)
 
 
 def upgrade_spec(spec: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from prodcat.data.split import stratified_split
 from prodcat.evaluation import Evaluation, evaluate_predictions
 from prodcat.predictor import ProductClassifier
 from prodcat.presets import DEFAULT_PRESET, PRESETS
+from prodcat.review import review_thresholds
 
 
 def default_preset(dataset: Dataset) -> str:
@@ -45,6 +46,7 @@ class EvaluationResult:
     components: dict[str, Evaluation]
     out: Path
     files: list[Path]
+    review: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> str:
         e = self.evaluation
@@ -59,8 +61,9 @@ class EvaluationResult:
         return "\n".join(lines)
 
     def metrics(self) -> dict[str, Any]:
-        """Headline metrics plus each component's own headlines, for JSON."""
-        return {**self.evaluation.headline(), "components": {m: e.headline() for m, e in self.components.items()}}
+        """Headline metrics plus each component's own headlines and the review thresholds, for JSON."""
+        return {**self.evaluation.headline(), "components": {m: e.headline() for m, e in self.components.items()},
+                "review": self.review}
 
 
 def evaluate_to_dir(model: ProductClassifier, dataset: Dataset, out: str | Path, *, report: bool = True,
@@ -78,7 +81,8 @@ def evaluate_to_dir(model: ProductClassifier, dataset: Dataset, out: str | Path,
     evaluation = evaluate_predictions(y_true, y_pred, classes=model.classes_)
     components = {name: evaluate_predictions(y_true, model.classes_[p.argmax(axis=1)], classes=model.classes_)
                   for name, p in scores.probas.items()} if len(scores.probas) > 1 else {}
-    result = EvaluationResult(evaluation, components, out, [])
+    result = EvaluationResult(evaluation, components, out, [],
+                              review_thresholds(proba.max(axis=1), y_pred == y_true))
     metrics = {**result.metrics(), "products_with_image": int(scores.has_image.sum())}
     files = [out / "metrics.json", out / "per_class.csv", out / "confusion_matrix.csv", out / "predictions.csv"]
     files[0].write_text(json.dumps(metrics, indent=2), encoding="utf-8")
