@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _state import assert_no_pickle, state_round_trip
 
 from prodcat.data.io import load_official
 from prodcat.data.sample import make_demo_dataset
@@ -147,7 +148,7 @@ def test_compare_shows_fusion_and_pixel_baseline(demo_images, tmp_path: Path) ->
     assert csv.exists() and "| balanced |" in md.read_text()
 
 
-def test_early_fusion_uses_both_modalities_and_pickles(tmp_path: Path) -> None:
+def test_early_fusion_uses_both_modalities_and_saves(tmp_path: Path) -> None:
     import joblib
 
     from prodcat.data.sample import build_demo_table
@@ -170,6 +171,9 @@ def test_early_fusion_uses_both_modalities_and_pickles(tmp_path: Path) -> None:
     again = joblib.load(tmp_path / "m.joblib")
     np.testing.assert_allclose(again.predict_proba(table[~train], vectors=vectors[~train],
                                                    has_image=has_image[~train]), proba, atol=1e-6)
+    safe = state_round_trip(model, tmp_path / "state.npz")  # the code-free format of bundles
+    np.testing.assert_allclose(safe.predict_proba(table[~train], vectors=vectors[~train],
+                                                  has_image=has_image[~train]), proba, atol=1e-6)
 
 
 def test_hierarchical_predicts_through_groups() -> None:
@@ -227,3 +231,39 @@ def test_best_preset_trains_every_component_within_its_budget(demo_images) -> No
     stack = board.loc[board["model"] == "fusion: stack", "weighted_f1"].item()
     assert stack > 0.5  # chance is about 0.04 on 27 classes
     assert board.loc[board["model"] == "fusion: stack", "modality"].item() == "text+image"
+
+
+def test_a_best_like_preset_saves_a_code_free_bundle_that_predicts_the_same(demo_images, tmp_path) -> None:
+    """Every torch-based component of ``best`` (and neural_embedding), tiny and in one epoch, saved
+    in a bundle free of pickle and loaded back with the same probabilities."""
+    import copy
+    import json
+
+    from prodcat.presets import PRESETS
+
+    tiny = {"neural_simple": {"hidden_size": 16, "epochs": 1},
+            "minilm": {"epochs": 1, "max_length": 16, "batch_size": 32, "frozen_layers": 5, "evaluations": 1},
+            "use": {"hidden_size": 16, "epochs": 2, "max_chars": 60},
+            "early_fusion": {"hidden_size": 16, "text_dim": 16, "epochs": 2}}
+    preset = {"name": "best-tiny", **copy.deepcopy(PRESETS["best"]), "time_limit": None}
+    for component in preset["components"]:
+        if component["name"] in tiny:
+            component["params"] = tiny[component["name"]]
+    preset["components"].append({"name": "neural_embedding", "kind": "deep_text", "model": "neural_embedding",
+                                 "params": {"embedding_dim": 8, "hidden_size": 4, "epochs": 1}})
+    train, test, cache = demo_images
+    model = ProductClassifier(preset, cache_dir=cache, progress=False).fit(train.X, train.y)
+    assert set(model.component_names) == {"text", "neural_simple", "minilm", "use", "image", "early_fusion",
+                                          "neural_embedding"}
+    products = test.X.head(40)
+    proba = model.component_proba(products)
+    assert proba.has_image.any() and not proba.has_image.all()
+    fused = model.fused_proba(proba)
+    bundle = model.save(tmp_path / "bundle")
+    manifest = json.loads((bundle / "prodcat.json").read_text())
+    assert_no_pickle(bundle / manifest["state"]["file"])
+    loaded = ProductClassifier.load(bundle, cache_dir=cache)
+    again = loaded.component_proba(products)
+    for name in model.component_names:
+        np.testing.assert_allclose(again.probas[name], proba.probas[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(loaded.fused_proba(again), fused, rtol=1e-5, atol=1e-6)

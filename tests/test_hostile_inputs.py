@@ -425,13 +425,19 @@ def test_15_unsafe_objects_are_refused_on_save(tmp_path) -> None:
     np.testing.assert_array_equal(state["a"], np.arange(3))
 
 
-def test_15_deep_components_are_refused_before_training(demo, tmp_path, capsys) -> None:
+def test_15_deep_components_train_into_a_safe_bundle(demo, tmp_path, capsys) -> None:
     pytest.importorskip("torch")
     code, _, err = run(["train", "--x", demo.x_train, "--y", demo.y_train, "--text-model", "neural_simple",
-                        "--runs-dir", tmp_path / "runs"], capsys)
-    assert code == 2
-    assert "the component(s) text keep torch weights, which the safe bundle format cannot store yet" in error_line(err)
-    assert not (tmp_path / "runs").exists()
+                        "--time-limit", "5", "--runs-dir", tmp_path / "runs", "--out", tmp_path / "M"], capsys)
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "M" / BUNDLE_MANIFEST).read_text())
+    assert manifest["spec"]["components"][0]["model"] == "neural_simple"
+    with np.load(tmp_path / "M" / manifest["state"]["file"], allow_pickle=False) as arrays:
+        assert all(arrays[name].dtype.kind != "O" for name in arrays.files)
+    code, _, err = run(["predict", "--model", tmp_path / "M", "--x", demo.x_test, "--out", tmp_path / "sub.csv"],
+                       capsys)
+    assert code == 0, err
+    assert len(pd.read_csv(tmp_path / "sub.csv")) == len(pd.read_csv(demo.x_test))
 
 
 def test_16_the_bundle_never_chooses_the_cache_dir(image_bundle, demo, cache, tmp_path, capsys,

@@ -9,6 +9,7 @@ import time
 import joblib
 import numpy as np
 import pytest
+from _state import state_round_trip
 
 from prodcat.data.split import validation_split
 from prodcat.data.sample import build_demo_table
@@ -46,7 +47,8 @@ def no_network(monkeypatch):
 
 
 def check_fitted(model, train_y, test, tmp_path):
-    """Shape, sums, classes_, predict, and identical predictions after a joblib round trip."""
+    """Shape, sums, classes_, predict, and identical predictions after a joblib round trip and a
+    round trip through the code-free state format (no pickle, caches left out)."""
     proba = model.predict_proba(test)
     assert proba.shape == (len(test), len(np.unique(train_y)))
     assert np.all(proba >= 0) and np.allclose(proba.sum(axis=1), 1.0)
@@ -59,6 +61,8 @@ def check_fitted(model, train_y, test, tmp_path):
     assert not any(k.startswith("_cache") for k in loaded.__dict__)
     np.testing.assert_array_equal(loaded.predict(test), predicted)
     np.testing.assert_allclose(loaded.predict_proba(test), proba, rtol=1e-5, atol=1e-6)
+    safe = state_round_trip(model, tmp_path / "state.npz")  # the code-free format of bundles
+    np.testing.assert_allclose(safe.predict_proba(test), proba, rtol=1e-5, atol=1e-6)
     return proba
 
 
@@ -283,6 +287,26 @@ def test_minilm_rejects_more_frozen_layers_than_it_has(demo, no_network):
     train, y, _ = demo
     with pytest.raises(ValueError, match="frozen_layers"):
         TransformerTextClassifier(frozen_layers=7, epochs=1).fit(train.head(40), y[:40])
+
+
+def test_minilm_rebuilds_only_a_bert_encoder_from_a_saved_configuration(no_network):
+    from prodcat.errors import ModelError
+    from prodcat.models.transformer import ENCODER_FIELDS, encoder_from_config
+
+    tiny = dict(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8,
+                hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+                max_position_embeddings=16, type_vocab_size=2, initializer_range=0.02, layer_norm_eps=1e-12,
+                pad_token_id=0, model_type="bert")
+    assert set(ENCODER_FIELDS) < set(tiny)
+    # anything beyond the architecture fields (remote code, attention kernels) is ignored
+    encoder = encoder_from_config({**tiny, "auto_map": {"AutoModel": "evil--module.Net"},
+                                   "attn_implementation": "evil/kernels", "_name_or_path": "/tmp"})
+    assert type(encoder).__name__ == "BertModel" and encoder.config.hidden_size == 8
+    assert not hasattr(encoder.config, "auto_map")
+    with pytest.raises(ModelError, match="not a BERT one"):
+        encoder_from_config({**tiny, "model_type": "gpt2"})
+    with pytest.raises(ModelError, match="missing hidden_size"):
+        encoder_from_config({k: v for k, v in tiny.items() if k != "hidden_size"})
 
 
 def test_length_grouped_batches_cover_every_row_once():

@@ -44,6 +44,13 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     "prodcat.models.fusion.BlendFuser",
     "prodcat.models.fusion._Stack",
     "prodcat.models.fusion._Blend",
+    # torch-based models: their weights are NumPy arrays (``weights_``); networks, tokenizers and
+    # encoders are caches rebuilt from the installed packages, never stored (see models/deep_base.py)
+    "prodcat.models.deep_text.NeuralTfidfClassifier",
+    "prodcat.models.deep_text.GRUTextClassifier",
+    "prodcat.models.sentence.SentenceEmbeddingClassifier",
+    "prodcat.models.transformer.TransformerTextClassifier",
+    "prodcat.models.early_fusion.EarlyFusionClassifier",
     # scikit-learn estimators and the helpers they keep after fit
     "sklearn.feature_extraction.text.TfidfVectorizer",
     "sklearn.feature_extraction.text.TfidfTransformer",
@@ -61,6 +68,7 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     "sklearn.preprocessing._label.LabelBinarizer",
     "sklearn.preprocessing._label.LabelEncoder",
     "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.decomposition._truncated_svd.TruncatedSVD",
     "sklearn.naive_bayes.MultinomialNB",
     "sklearn.naive_bayes.ComplementNB",
     "sklearn.linear_model._stochastic_gradient.SGDClassifier",

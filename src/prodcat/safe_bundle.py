@@ -26,35 +26,18 @@ import re
 import shutil
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from prodcat.errors import ModelError, ProdcatError
 from prodcat.persist import file_sha256, load_state, save_state
 
-if TYPE_CHECKING:
-    from prodcat.presets import PresetSpec
-
 BUNDLE_FORMAT = 2
 BUNDLE_MANIFEST = "prodcat.json"
 LEGACY_COMPONENTS = "components.joblib"
 _STATE_NAME = re.compile(r"^state-[0-9a-f]{8,32}\.npz$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-def unsavable_components(spec: "PresetSpec") -> list[str]:
-    """Names of the recipe's components the code-free format cannot store yet (torch-based ones:
-    deep text models and early fusion), so training can refuse them before it starts."""
-    return [c.name for c in spec.components if c.kind in ("deep_text", "early_fusion")]
-
-
-def check_savable(spec: "PresetSpec", what: str) -> None:
-    """Raise before training when a bundle of ``spec`` could not be saved safely."""
-    names = unsavable_components(spec)
-    if names:
-        raise ProdcatError(f"{what}: the component(s) {', '.join(names)} keep torch weights, which the safe "
-                           "bundle format cannot store yet; choose a preset without them (fast, image, balanced)")
 
 
 def check_bundle_target(target: str | os.PathLike[str]) -> Path:

@@ -159,9 +159,6 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
     split = stratified_split(y, valid_size=valid_size, test_size=0.0, seed=seed)
     model = ProductClassifier(preset, text_model=text_model, cache_dir=cache_dir, seed=seed, progress=progress,
                               time_limit=time_limit, fusion=fusion)
-    from prodcat.safe_bundle import check_savable
-
-    check_savable(model.resolved_spec(), f"preset {preset!r}")  # before training, not after
     train = subset(dataset, split.train)
     model.fit(train.X, train.y.to_numpy())
     run_dir = new_run_dir(runs_root, run_name)

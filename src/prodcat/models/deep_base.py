@@ -5,8 +5,9 @@ merged texts and class indices within a :class:`~prodcat.models.torch_utils.Time
 ``_new_net()`` (the untrained network of the fitted shapes) and ``_logits(texts)``.
 :class:`TorchWeights` is the one way torch models keep their fitted weights: NumPy arrays in
 ``weights_``, the network rebuilt on first use; objects that are expensive to build (networks,
-tokenizers, encoders) live in ``_cache_*`` attributes, left out of pickles, so a fitted model
-holds NumPy arrays and parameters only. torch is imported inside methods, never at module import.
+tokenizers, encoders) live in ``_cache_*`` attributes, left out of pickles and safe bundles
+(and never read back from them), so a fitted model holds NumPy arrays and parameters only.
+torch is imported inside methods, never at module import.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ class TorchWeights:
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()  # type: ignore[misc]
         return {k: v for k, v in state.items() if not k.startswith("_cache")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Caches are never read back from a saved state: they are rebuilt from the installed packages."""
+        super().__setstate__({k: v for k, v in state.items() if not k.startswith("_cache")})  # type: ignore[misc]
 
     def _cached(self, name: str, build: Callable[[], Any]) -> Any:
         """``build()`` once, then the same object on every call (never pickled)."""

@@ -21,8 +21,8 @@ Training holds out a stratified validation split, keeps the best checkpoint and 
 After ``fit``, ``validation_index_`` (positions of the held-out rows in the training input)
 and ``validation_proba_`` (the kept checkpoint's probabilities for them, ``classes_`` order)
 let a stacker learn from predictions on rows the model did not train on.
-Fitted models pickle without torch modules: weights are kept as NumPy arrays and the network
-is rebuilt on the first prediction. torch is imported only when a model is fitted or used.
+Fitted models hold no torch modules (so they pickle, and save in prodcat's code-free bundles):
+weights are kept as NumPy arrays and the network is rebuilt on the first prediction. torch is imported only when a model is fitted or used.
 """
 
 from __future__ import annotations

@@ -119,20 +119,3 @@ class EarlyFusionClassifier(TorchWeights, ClassifierMixin, BaseEstimator):
         with tu.torch_threads(self.n_threads):
             return tu.softmax(tu.predict_logits(lambda rows: net(torch.from_numpy(features[rows]).to(device)),
                                                 len(features), 8192))
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        """Also reads early-fusion models pickled before weights were NumPy arrays."""
-        blob = state.pop("_network_state", None)
-        if blob is not None:
-            import io
-
-            import torch
-
-            weights = torch.load(io.BytesIO(blob), weights_only=True)
-            state["weights_"] = {k: v.numpy() for k, v in weights.items()}
-            state["n_features_"] = int(state.pop("_network_shape")[0])
-            state["hidden_size"] = state.pop("hidden")
-            state["learning_rate"] = state.pop("lr")
-            state["patience"] = state["patience"] - 1  # was "stop after this many epochs without progress"
-            state.update(validation_fraction=0.1, progress=False, device="cpu", n_threads=None)
-        super().__setstate__(state)

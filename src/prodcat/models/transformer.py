@@ -77,6 +77,31 @@ def load_encoder() -> Any:
             hf_logging.enable_progress_bar()
 
 
+ENCODER_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                  "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings",
+                  "type_vocab_size", "initializer_range", "layer_norm_eps", "pad_token_id")
+"""The fields of a fitted model's ``encoder_config_`` that shape its network when it is rebuilt."""
+
+
+def encoder_from_config(saved: dict[str, Any]) -> Any:
+    """An untrained BERT encoder of the shapes in ``saved`` (a fitted model's ``encoder_config_``).
+
+    Only :data:`ENCODER_FIELDS` are read and only the bundled model's type (BERT) is built, so a
+    saved configuration (e.g. from a bundle) cannot name remote code, attention kernels or
+    another architecture.
+    """
+    from prodcat.errors import ModelError
+
+    missing = [k for k in ENCODER_FIELDS if k not in saved]
+    if saved.get("model_type") != "bert" or missing:
+        raise ModelError(f"the saved minilm encoder configuration is not a BERT one (model_type "
+                         f"{saved.get('model_type')!r}, missing {', '.join(missing) or 'nothing'})")
+    _offline()
+    from transformers import AutoModel, BertConfig
+
+    return AutoModel.from_config(BertConfig(**{k: saved[k] for k in ENCODER_FIELDS}), trust_remote_code=False)
+
+
 class _Schedule:
     """Linear warm-up then linear decay to zero at ``total`` steps; ``total`` may be re-planned."""
 
@@ -284,10 +309,7 @@ class TransformerTextClassifier(TorchTextClassifier):
         return tu.MeanPoolClassifier(encoder, len(self.classes_), self.dropout)
 
     def _new_net(self) -> Any:
-        _offline()
-        from transformers import AutoConfig, AutoModel
-
-        return self._wrap(AutoModel.from_config(AutoConfig.for_model(**self.encoder_config_)))
+        return self._wrap(encoder_from_config(self.encoder_config_))
 
     @staticmethod
     def _autocast(device: Any) -> Any:
