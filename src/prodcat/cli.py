@@ -258,8 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "hierarchical, neural_embedding, minilm)")
     p.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help="time budget for the fit; deep components get their share (as AutoGluon's time_limit)")
-    p.add_argument("--fusion", choices=["stack", "blend"],
-                   help="late-fusion method of multi-component presets (default: the preset's, stack)")
+    p.add_argument("--fusion", choices=["auto", "classwise", "stack", "blend"],
+                   help="late-fusion method of multi-component presets (default: the preset's, auto: the fuser "
+                        "with the lowest out-of-fold log-loss)")
     p.add_argument("--valid-size", type=float, default=0.1,
                    help="share held out for validation metrics (0 trains on everything; default 0.1)")
     p.add_argument("--seed", type=int, default=42)
@@ -295,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("embed", cmd_embed, "Compute image embeddings for a folder into the on-disk cache (resumable).")
     p.add_argument("--images", required=True, metavar="DIR")
     p.add_argument("--cache", metavar="DIR", help="cache folder (default: user cache dir or $PRODCAT_CACHE_DIR)")
-    p.add_argument("--backbone", default="lite0", choices=["lite0", "lite2"])
+    p.add_argument("--backbone", default="lite0", choices=["lite0", "lite1", "lite2"])
     p.add_argument("--workers", type=int, help="decoding processes (default: CPU count)")
 
     p = command("crop", cmd_crop, "Show the white-border crop of one image: before | after, as a PNG.")

@@ -57,11 +57,11 @@ def _one_blas_thread():
 
 
 @functools.lru_cache(maxsize=4)
-def _embedder(backbone: str, cache_dir: str | None):
-    """One image embedder (and ONNX session, ~30 ms to build) per backbone and cache per process."""
+def _embedder(backbone: str, cache_dir: str | None, tta: bool = False):
+    """One image embedder (and ONNX session, ~30 ms to build) per backbone, cache and TTA per process."""
     from prodcat.image.embed import ImageEmbedder
 
-    return ImageEmbedder(backbone, cache_dir=cache_dir)
+    return ImageEmbedder(backbone, cache_dir=cache_dir, tta=tta)
 
 
 @dataclass
@@ -133,8 +133,9 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
     text_model: override the model of the preset's ``text`` component (any name of
         :func:`prodcat.components.text_model_names`).
     image_model: override the head of the ``image`` component (``"logreg"`` or ``"mlp"``).
-    backbone: override the image backbone (``"lite0"`` or ``"lite2"``).
-    fusion: override the fuser (``"stack"`` or ``"blend"``).
+    backbone: override the image backbone (``"lite0"``, ``"lite1"`` or ``"lite2"``).
+    fusion: override the fuser (``"auto"``: chosen by out-of-fold log-loss; ``"classwise"``, ``"stack"``
+        or ``"blend"``; see :func:`prodcat.models.fusion.choose_fuser`).
     time_limit: seconds for the whole fit; deep components get their share of it.
     cache_dir: image embedding cache (default: the user cache dir or ``$PRODCAT_CACHE_DIR``).
     """
@@ -192,7 +193,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
                       for b, p in zip(products["image_bytes"], images)]
         if all(_is_missing(i) for i in images):
             return comp.Inputs(products, np.zeros((n, 0), np.float32), np.zeros(n, bool))
-        embedder = _embedder(spec["backbone"], self.cache_dir)
+        embedder = _embedder(spec["backbone"], self.cache_dir, bool(spec.get("tta", False)))
         embedder.progress = self.progress and n > 256
         result = embedder.embed(images)
         return comp.Inputs(products, result.vectors, result.ok, list(result.failures))
@@ -261,7 +262,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
     def _fit_with_fusion(self, inputs: comp.Inputs, y: np.ndarray, spec: dict[str, Any],
                          fusion: dict[str, Any]) -> dict[str, Any]:
         """Fit components and the fusers (stacking and blend) without leakage."""
-        from prodcat.models.fusion import BlendFuser, StackingFuser, out_of_fold
+        from prodcat.models.fusion import BlendFuser, choose_fuser, out_of_fold
 
         entries = {e["name"]: e for e in spec["components"]}
 
@@ -294,8 +295,10 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         image_like = [n for n in present if comp.uses_image(entries[n])]
         if not text_like:  # only image components: products without an image get the prior
             text_like, held_out_proba = ["_prior"], {**held_out_proba, "_prior": np.tile(self.prior_, (len(held_out_y), 1))}
-        self.fuser_ = StackingFuser(text_like, image_like, seed=self.seed).fit(
-            held_out_proba, held_out_y, held_out_image, self.classes_)
+        self.fuser_, self.fuser_losses_ = choose_fuser(fusion.get("kind", "auto"), text_like, image_like, held_out_proba,
+                                                       held_out_y, held_out_image, self.classes_, seed=self.seed)
+        self._log(f"  fuser: {self.fuser_.describe()['kind']}"
+                  + "".join(f", {k} log-loss {v:.3f}" for k, v in self.fuser_losses_.items()))
         self.blend_ = BlendFuser(text_like, image_like).fit(held_out_proba, held_out_y, held_out_image, self.classes_)
         return fitted
 
@@ -316,10 +319,9 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
                 ) -> np.ndarray:
         """Fuse per-component probabilities into one distribution per product.
 
-        ``fuser``: ``"stack"`` or ``"blend"`` (default: the preset's); with one component, its own.
+        ``fuser``: ``"blend"`` for the plain blend (default: the fitted fuser); with one component, its own.
         """
-        chosen = fuser or (self.spec_.get("fusion") or {}).get("kind", "stack")
-        model = self.blend_ if chosen == "blend" else self.fuser_
+        model = self.blend_ if fuser == "blend" else self.fuser_
         if model is None:
             if len(modalities) != 1:  # several components and no fuser: plain average
                 return np.mean(list(modalities.values()), axis=0)
@@ -382,7 +384,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         if self.fuser_ is not None:
             total = float(sum(self.fit_times_.values()))
             fused = "text+image" if any(comp.uses_image(entries[n]) for n in self.components_) else "text"
-            add("fusion: stack", fused, self.combine(modalities, has_image, fuser="stack"), total)
+            add(f"fusion: {self.fuser_.describe()['kind']}", fused, self.combine(modalities, has_image), total)
             add("fusion: blend", fused, self.combine(modalities, has_image, fuser="blend"), total)
         return pd.DataFrame(rows).sort_values("weighted_f1", ascending=False, ignore_index=True)
 
@@ -393,7 +395,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         info = {"preset": self.preset,
                 "components": ", ".join(f"{n} ({entries[n].get('model') or entries[n]['kind']})"
                                         for n in self.components_),
-                "fusion": (self.spec_.get("fusion") or {}).get("kind", "-") if self.fuser_ is not None else "-",
+                "fusion": self.fuser_.describe()["kind"] if self.fuser_ is not None else "-",
                 "backbone": self.spec_.get("backbone") or "-",
                 "trained on": f"{self.n_train_:,} products" if self.n_train_ else "?",
                 "fingerprint": (self.fingerprint_ or "")[:12]}

@@ -3,7 +3,8 @@
 A preset lists its ``components`` (see :mod:`prodcat.components`), the image ``backbone`` and
 how the components are fused:
 
-- ``{"kind": "stack" | "blend", "folds": K}``: the fuser learns from K-fold out-of-fold
+- ``{"kind": "auto" | "classwise" | "stack" | "blend", "folds": K}`` (``auto``: the fuser with the
+  lowest out-of-fold log-loss, see :func:`prodcat.models.fusion.choose_fuser`): the fuser learns from K-fold out-of-fold
   predictions, then every component is refitted on all the training data;
 - ``{"kind": ..., "folds": 0, "holdout": 0.15, "refit": [names]}``: components train on 85% and
   the fuser learns from their predictions on the other 15%; then the components named in
@@ -30,22 +31,25 @@ PRESETS: dict[str, dict[str, Any]] = {
         "fusion": None,
     },
     "image": {
-        "description": "Image only: EfficientNet-Lite0 embeddings -> logistic regression.",
+        "description": "Image only: EfficientNet-Lite2 embeddings averaged with the mirrored photo's (TTA) "
+                       "-> logistic regression.",
         "components": [_IMAGE],
-        "backbone": "lite0",
+        "backbone": "lite2",
+        "tta": True,
         "fusion": None,
     },
     "balanced": {
-        "description": "Text TF-IDF model + image embeddings model, late fusion by stacking on 5-fold "
-                       "out-of-fold probabilities (default when images are given).",
+        "description": "Text TF-IDF model + image embeddings model, late fusion on 5-fold out-of-fold "
+                       "probabilities, the fuser (class-wise, blend or stack) chosen by its out-of-fold log-loss "
+                       "(default when images are given).",
         "components": [_TEXT, _IMAGE],
         "backbone": "lite0",
-        "fusion": {"kind": "stack", "folds": 5},
+        "fusion": {"kind": "auto", "folds": 5},
     },
     "best": {
         "description": "Everything stacked: TF-IDF linear, dense net on TF-IDF, MiniLM transformer fine-tuned "
                        "(top 3 layers), Universal Sentence Encoder features, image MLP head and early fusion; "
-                       "meta-learner on a 15% holdout, then the TF-IDF models refitted on all the data.",
+                       "fuser chosen and fitted on a 15% holdout, then the TF-IDF models refitted on all the data.",
         "components": [
             _TEXT,
             {"name": "neural_simple", "kind": "text", "model": "neural_simple"},
@@ -55,7 +59,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             {"name": "early_fusion", "kind": "early_fusion"},
         ],
         "backbone": "lite0",
-        "fusion": {"kind": "stack", "folds": 0, "holdout": 0.15, "refit": ["text", "neural_simple"]},
+        "fusion": {"kind": "auto", "folds": 0, "holdout": 0.15, "refit": ["text", "neural_simple"]},
         "time_limit": 1200,
     },
 }

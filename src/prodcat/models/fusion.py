@@ -187,3 +187,184 @@ class BlendFuser(_Fuser):
 
 
 FUSERS = {"stack": StackingFuser, "blend": BlendFuser}
+
+
+
+CANDIDATE_TOP_K = 3
+"""The fused top class is always one that some component ranks in its own top ``CANDIDATE_TOP_K``."""
+
+
+def keep_to_candidates(fused: np.ndarray, components: list[np.ndarray], top: int = CANDIDATE_TOP_K) -> np.ndarray:
+    """Stop a fuser from inventing: a class that no component ranks in its own top ``top`` gets at
+    most half the fused probability of the best class some component does rank there.
+
+    ``fused`` and each of ``components`` are ``(n, classes)``; rows are renormalised.
+    """
+    if not components or len(fused) == 0:
+        return fused
+    top = min(top, fused.shape[1])
+    candidate = np.zeros(fused.shape, dtype=bool)
+    rows = np.arange(fused.shape[0])[:, None]
+    for proba in components:
+        candidate[rows, np.argpartition(-proba, top - 1, axis=1)[:, :top]] = True
+    best = np.where(candidate, fused, 0.0).max(axis=1, keepdims=True)
+    out = np.where(candidate, fused, np.minimum(fused, 0.5 * best))
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def _guard(fused: np.ndarray, fuser: "_Fuser", probas: dict[str, np.ndarray], has_image: np.ndarray) -> np.ndarray:
+    """:func:`keep_to_candidates` with the components each product's fuser reads: image components
+    only for products with an image (elsewhere they give the prior, which supports nothing)."""
+    text = [probas[n] for n in fuser.text_components if n != "_prior"]
+    everything = text + [probas[n] for n in fuser.image_components]
+    out = fused.copy()
+    without = ~has_image if fuser.with_image_ is not None else np.ones(len(fused), dtype=bool)
+    if without.any() and text:
+        out[without] = keep_to_candidates(fused[without], [p[without] for p in text])
+    if (~without).any():
+        out[~without] = keep_to_candidates(fused[~without], [p[~without] for p in everything])
+    return out
+
+
+class _Classwise:
+    """Class-wise fusion: ``score[k] = sum_m w_m * log p_m[k] + b_k``, then a softmax.
+
+    Each class's score depends only on that class's component probabilities (weights ``w_m >= 0``
+    per component, bias ``b_k`` per class), fitted by minimising log-loss (L-BFGS-B, a small L2
+    penalty on the biases).
+    """
+
+    def __init__(self, names: list[str], bias_penalty: float = 1e-2) -> None:
+        self.names, self.bias_penalty = names, bias_penalty
+
+    def _logs(self, probas: dict[str, np.ndarray]) -> np.ndarray:
+        return np.log(np.clip(np.stack([probas[n] for n in self.names]), EPS, None))  # (m, n, k)
+
+    def fit(self, probas: dict[str, np.ndarray], y_index: np.ndarray) -> "_Classwise":
+        logs = self._logs(probas)
+        m, n, k = logs.shape
+        truth = np.zeros((n, k))
+        truth[np.arange(n), y_index] = 1.0
+
+        def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+            w, b = params[:m], params[m:]
+            scores = np.tensordot(w, logs, axes=1) + b
+            scores -= scores.max(axis=1, keepdims=True)
+            log_p = scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+            value = -(truth * log_p).sum() / n + 0.5 * self.bias_penalty * float(b @ b)
+            residual = (np.exp(log_p) - truth) / n
+            grad_w = np.einsum("mnk,nk->m", logs, residual)
+            grad_b = residual.sum(axis=0) + self.bias_penalty * b
+            return value, np.concatenate([grad_w, grad_b])
+
+        start = np.concatenate([np.full(m, 1.0 / m), np.zeros(k)])
+        bounds = [(0.0, 10.0)] * m + [(None, None)] * k
+        result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 500})
+        self.weights, self.biases = result.x[:m], result.x[m:]
+        return self
+
+    def predict_proba(self, probas: dict[str, np.ndarray]) -> np.ndarray:
+        scores = np.tensordot(self.weights, self._logs(probas), axes=1) + self.biases
+        scores -= scores.max(axis=1, keepdims=True)
+        out = np.exp(scores)
+        return out / out.sum(axis=1, keepdims=True)
+
+
+class ClasswiseFuser(_Fuser):
+    """A fuser that cannot invent: class-wise weighted log-probabilities (see :class:`_Classwise`),
+    one model for products with an image, one without, then :func:`keep_to_candidates`."""
+
+    def _make(self, names: list[str]) -> _Classwise:
+        return _Classwise(names)
+
+    def _fit_one(self, model: _Classwise, probas: dict[str, np.ndarray], y: np.ndarray) -> _Classwise:
+        return model.fit(probas, np.searchsorted(self.classes_, y))
+
+    def predict_proba(self, probas: dict[str, np.ndarray], has_image: np.ndarray) -> np.ndarray:
+        return _guard(super().predict_proba(probas, has_image), self, probas, has_image)
+
+    def weights(self) -> dict[str, dict[str, float]]:
+        """Fitted component weights, for products without and with an image."""
+        out = {"without_image": dict(zip(self.without_image_.names, map(float, self.without_image_.weights)))}
+        if self.with_image_ is not None:
+            out["with_image"] = dict(zip(self.with_image_.names, map(float, self.with_image_.weights)))
+        return out
+
+    def describe(self) -> dict[str, object]:
+        return {"kind": "classwise", "weights": self.weights()}
+
+
+class GuardedFuser:
+    """Any fitted fuser, its probabilities passed through :func:`keep_to_candidates`."""
+
+    def __init__(self, inner: _Fuser) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str):  # text_components, classes_, weights ... of the inner fuser
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def predict_proba(self, probas: dict[str, np.ndarray], has_image: np.ndarray) -> np.ndarray:
+        return _guard(self.inner.predict_proba(probas, has_image), self.inner, probas, has_image)
+
+    def describe(self) -> dict[str, object]:
+        return {**self.inner.describe(), "guard": f"top-{CANDIDATE_TOP_K} of some component"}
+
+
+FUSERS["classwise"] = ClasswiseFuser
+FUSER_CHOICE_FOLDS = 3
+
+
+def _make_fuser(kind: str, text_components: list[str], image_components: list[str], seed: int) -> _Fuser:
+    if kind == "stack":
+        return StackingFuser(text_components, image_components, seed=seed)
+    return FUSERS[kind](text_components, image_components)
+
+
+def fused_log_loss(fuser, probas: dict[str, np.ndarray], y: np.ndarray, has_image: np.ndarray) -> float:
+    """Mean log-loss of a fitted fuser's probabilities on labelled products."""
+    proba = fuser.predict_proba(probas, has_image)
+    return float(-np.log(np.clip(proba[np.arange(len(y)), np.searchsorted(fuser.classes_, y)], EPS, None)).mean())
+
+
+def choose_fuser(
+    kind: str,
+    text_components: list[str],
+    image_components: list[str],
+    probas: dict[str, np.ndarray],
+    y: np.ndarray,
+    has_image: np.ndarray,
+    classes: np.ndarray,
+    *,
+    seed: int = 42,
+) -> tuple[ClasswiseFuser | GuardedFuser, dict[str, float]]:
+    """The fuser to use, fitted on all of ``probas`` (out-of-fold component probabilities), and
+    guarded so it cannot invent (:func:`keep_to_candidates`).
+
+    ``kind`` names one of :data:`FUSERS`, or ``"auto"``: each fuser, guarded, is scored by its own
+    out-of-fold log-loss (``FUSER_CHOICE_FOLDS`` stratified folds over these products) and the
+    lowest wins (class-wise when there are too few products to split). Returns the fitted fuser
+    and the log-loss of each candidate (empty unless ``auto``).
+    """
+
+    def fitted(name: str, rows: np.ndarray | slice) -> ClasswiseFuser | GuardedFuser:
+        fuser = _make_fuser(name, text_components, image_components, seed).fit(
+            {n: p[rows] for n, p in probas.items()}, y[rows], has_image[rows], classes)
+        return fuser if isinstance(fuser, ClasswiseFuser) else GuardedFuser(fuser)
+
+    if kind != "auto" and kind not in FUSERS:
+        raise ValueError(f"fusion must be 'auto' or one of {', '.join(FUSERS)}, got {kind!r}")
+    losses: dict[str, float] = {}
+    counts = np.bincount(np.unique(y, return_inverse=True)[1])
+    folds = int(min(FUSER_CHOICE_FOLDS, counts.min()))
+    if kind == "auto" and folds >= 2:
+        splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+        for name in FUSERS:
+            total = 0.0
+            for train, test in splits:
+                total += fused_log_loss(fitted(name, train), {n: p[test] for n, p in probas.items()},
+                                        y[test], has_image[test]) * len(test)
+            losses[name] = total / len(y)
+    best = min(losses, key=losses.__getitem__) if losses else ("classwise" if kind == "auto" else kind)
+    return fitted(best, slice(None)), losses
