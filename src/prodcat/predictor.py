@@ -243,6 +243,11 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
                 raise DataError(f"preset {self.preset!r} needs images: none of the training products has a "
                                 "readable image (pass --images / an image_path column)")
             self._log("No usable training images: image components are skipped")
+        self.text_only_reason_ = _text_only_reason(spec, inputs.has_image, len(self.classes_))
+        if self.text_only_reason_:
+            self._log(f"Text only: {self.text_only_reason_}")
+            spec = self.spec_ = {**spec, "fusion": None,
+                                 "components": [e for e in spec["components"] if not comp.needs_images([e])]}
         names = ", ".join(e["name"] for e in spec["components"])
         self._log(f"Training {names} on {len(y):,} products ({int(inputs.has_image.sum()):,} with an image)")
         self.fuser_ = self.blend_ = None
@@ -399,6 +404,8 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
                 "backbone": self.spec_.get("backbone") or "-",
                 "trained on": f"{self.n_train_:,} products" if self.n_train_ else "?",
                 "fingerprint": (self.fingerprint_ or "")[:12]}
+        if self.text_only_reason_:
+            info["text only"] = self.text_only_reason_
         if self.blend_ is not None:
             info["blend weights"] = json.dumps({k: {n: round(w, 3) for n, w in v.items()}
                                                 for k, v in self.blend_.weights().items()})
@@ -422,7 +429,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             "classes": [int(c) for c in self.classes_],
             "components": list(self.components_),
             "training": {"n": self.n_train_, "fingerprint": self.fingerprint_, "fit_seconds": round(self.fit_seconds_, 2),
-                         "image_failures": len(self.image_failures_)},
+                         "image_failures": len(self.image_failures_), "text_only_reason": self.text_only_reason_},
             "metrics": self.metrics_,
         }
         (path / BUNDLE_MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -469,10 +476,21 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         training = manifest.get("training", {})
         model.n_train_ = training.get("n")
         model.fingerprint_ = training.get("fingerprint")
+        model.text_only_reason_ = training.get("text_only_reason")
         model.fit_seconds_ = training.get("fit_seconds", 0.0)
         model.image_failures_ = []
         model.manifest_ = manifest
         return model
+
+
+def _text_only_reason(spec: dict[str, Any], has_image: np.ndarray, n_classes: int) -> str | None:
+    """Why a preset mixing text and image components trains text only here (too few photos), or None."""
+    from prodcat.models.fusion import text_only_reason
+
+    entries = spec["components"]
+    if not comp.needs_images(entries) or all(comp.needs_images([e]) for e in entries):
+        return None
+    return text_only_reason(int(has_image.sum()), n_classes)
 
 
 def _is_missing(value: object) -> bool:

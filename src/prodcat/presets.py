@@ -1,7 +1,8 @@
 """Presets: named model recipes, plain data so they can be listed, diffed and saved in bundles.
 
-A preset lists its ``components`` (see :mod:`prodcat.components`), the image ``backbone`` and
-how the components are fused:
+A preset lists its ``components`` (see :mod:`prodcat.components`), the image ``backbone`` (and
+``tta``: also embed the mirrored photo and average, twice the cost; off unless set) and how the
+components are fused:
 
 - ``{"kind": "auto" | "classwise" | "stack" | "blend", "folds": K}`` (``auto``: the fuser with the
   lowest out-of-fold log-loss, see :func:`prodcat.models.fusion.choose_fuser`): the fuser learns from K-fold out-of-fold
@@ -31,11 +32,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "fusion": None,
     },
     "image": {
-        "description": "Image only: EfficientNet-Lite2 embeddings averaged with the mirrored photo's (TTA) "
-                       "-> logistic regression.",
+        "description": "Image only: EfficientNet-Lite1 embeddings (white border cropped) -> logistic regression.",
         "components": [_IMAGE],
-        "backbone": "lite2",
-        "tta": True,
+        "backbone": "lite1",
         "fusion": None,
     },
     "balanced": {

@@ -20,7 +20,7 @@ import numpy as np
 
 from prodcat.data.io import Dataset
 from prodcat.data.split import stratified_split
-from prodcat.evaluation import Evaluation, evaluate_predictions
+from prodcat.evaluation import Evaluation, evaluate_predictions, fusion_warnings
 from prodcat.predictor import ProductClassifier
 from prodcat.presets import DEFAULT_PRESET, PRESETS
 
@@ -45,6 +45,7 @@ class EvaluationResult:
     modalities: dict[str, Evaluation]
     out: Path
     files: list[Path]
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         e = self.evaluation
@@ -52,6 +53,7 @@ class EvaluationResult:
                  f"accuracy {e.accuracy:.4f}"]
         for name, m in self.modalities.items():
             lines.append(f"  {name:>7} alone: weighted F1 {m.weighted_f1:.4f}")
+        lines += [f"  warning: {w}" for w in self.warnings]
         weakest = e.per_class.sort_values("f1").head(3)
         lines.append("  weakest classes: " + ", ".join(f"{r.code} {r.name} (F1 {r.f1:.2f})"
                                                         for r in weakest.itertuples()))
@@ -60,7 +62,8 @@ class EvaluationResult:
 
     def metrics(self) -> dict[str, Any]:
         """Headline metrics plus per-modality headlines, for JSON."""
-        return {**self.evaluation.headline(), "modalities": {m: e.headline() for m, e in self.modalities.items()}}
+        return {**self.evaluation.headline(), "modalities": {m: e.headline() for m, e in self.modalities.items()},
+                "warnings": self.warnings}
 
 
 def evaluate_to_dir(model: ProductClassifier, dataset: Dataset, out: str | Path, *, report: bool = True,
@@ -78,7 +81,7 @@ def evaluate_to_dir(model: ProductClassifier, dataset: Dataset, out: str | Path,
     evaluation = evaluate_predictions(y_true, y_pred, classes=model.classes_)
     modalities = {name: evaluate_predictions(y_true, model.classes_[p.argmax(axis=1)], classes=model.classes_)
                   for name, p in modality_proba.items()} if len(modality_proba) > 1 else {}
-    result = EvaluationResult(evaluation, modalities, out, [])
+    result = EvaluationResult(evaluation, modalities, out, [], fusion_warnings(evaluation, modalities))
     metrics = {**result.metrics(), "products_with_image": int(has_image.sum())}
     files = [out / "metrics.json", out / "per_class.csv", out / "confusion_matrix.csv", out / "predictions.csv"]
     files[0].write_text(json.dumps(metrics, indent=2), encoding="utf-8")
@@ -95,7 +98,7 @@ def evaluate_to_dir(model: ProductClassifier, dataset: Dataset, out: str | Path,
         files.append(write_evaluation_report(
             out, evaluation, y_true=y_true, y_pred=y_pred, proba=proba, classes=model.classes_,
             products=dataset.X, modalities={**modalities, "combined": evaluation} if modalities else None,
-            title=title, model_info=model.describe()))
+            title=title, model_info=model.describe(), warnings=result.warnings))
     result.files = files
     return result
 
@@ -127,6 +130,7 @@ class TrainResult:
                          f"macro F1 {v.macro_f1:.4f}, accuracy {v.accuracy:.4f}")
             lines += [f"  {name:>7} alone: weighted F1 {m.weighted_f1:.4f}"
                       for name, m in self.validation.modalities.items()]
+            lines += [f"  warning: {w}" for w in self.validation.warnings]
         lines.append(f"Run folder: {self.run_dir}")
         lines += [f"Model bundle: {path}" for path in [self.model_dir, *self.copies]]
         return "\n".join(lines)

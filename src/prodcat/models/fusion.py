@@ -368,3 +368,18 @@ def choose_fuser(
             losses[name] = total / len(y)
     best = min(losses, key=losses.__getitem__) if losses else ("classwise" if kind == "auto" else kind)
     return fitted(best, slice(None)), losses
+
+
+MIN_PHOTOS_PER_CLASS = 5
+"""A text + image preset trains text only when fewer training products than this many per class,
+on average, have a usable photo (e.g. fewer than 135 for the 27 codes)."""
+
+
+def text_only_reason(n_with_image: int, n_classes: int) -> str | None:
+    """Why a text + image model should train on text alone (too few usable photos), or None."""
+    needed = MIN_PHOTOS_PER_CLASS * n_classes
+    if n_with_image >= needed:
+        return None
+    return (f"only {n_with_image:,} training products have a usable photo, fewer than {MIN_PHOTOS_PER_CLASS} per "
+            f"class on average ({needed:,} for {n_classes} classes): the image components and fusion are left "
+            "out and the model uses text only")
