@@ -8,13 +8,18 @@ STAMP := $(VENV)/.installed
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
+	@echo "==> [1/3] creating $(VENV) with $(PYTHON)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
 # torch is installed first and pinned exactly, so nothing pulls a CUDA build.
+# The two big installs print pip's progress (2-3 minutes on a fresh machine).
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q "torch==2.13.0"
-	$(BIN)/pip install -q -e ".[all,dev]"
+	@echo "==> [2/3] installing torch 2.13.0 (the largest download)"
+	$(BIN)/pip install --progress-bar on "torch==2.13.0"
+	@echo "==> [3/3] installing prodcat and its dependencies (image, deep, serve, dev)"
+	$(BIN)/pip install --progress-bar on -e ".[all,dev]"
+	@echo "==> installed: $(BIN)/prodcat"
 	@touch $(STAMP)
 
 install: $(STAMP)

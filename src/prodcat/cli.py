@@ -37,7 +37,10 @@ def _add_data_args(parser: argparse.ArgumentParser, *, labels: bool) -> None:
     parser.add_argument("--description-col", metavar="NAME", help="generic CSV: an optional second text column")
     if labels:
         parser.add_argument("--label-col", metavar="NAME", help="generic CSV: the label column")
-    parser.add_argument("--encoding", default="utf-8", help="file encoding (default: utf-8)")
+        parser.add_argument("--align", action="store_true",
+                            help="official files: keep only the rows whose index is in both X and Y (an inner join, "
+                                 "counted and reported) instead of refusing files that do not match")
+    parser.add_argument("--encoding", default="utf-8", help="file encoding")
 
 
 def _load(args: argparse.Namespace, *, labels: bool):
@@ -45,13 +48,16 @@ def _load(args: argparse.Namespace, *, labels: bool):
     from prodcat.data.io import load_generic_csv, load_official
 
     if args.text_col:
+        if getattr(args, "align", False):
+            raise ProdcatError("--align joins official X and Y files; a generic CSV holds its labels in --label-col")
         dataset = load_generic_csv(args.x, args.text_col, getattr(args, "label_col", None) if labels else None,
                                    description_col=args.description_col, images_dir=args.images,
                                    encoding=args.encoding)
     else:
         if labels and not args.y:
             raise ProdcatError("--y is required (or use --text-col/--label-col for a generic CSV)")
-        dataset = load_official(args.x, args.y if labels else None, args.images, encoding=args.encoding)
+        dataset = load_official(args.x, args.y if labels else None, args.images, encoding=args.encoding,
+                                align=bool(getattr(args, "align", False)))
     if labels and dataset.y is None:
         raise ProdcatError("no labels: pass --y, or --label-col for a generic CSV")
     for line in dataset.report.summary().splitlines():
@@ -83,13 +89,27 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from prodcat.data.io import write_submission
+    from prodcat.review import ReviewPolicy, prediction_table, write_table
 
     model = _load_model(args.model)
+    policy = ReviewPolicy.for_model(model, args.review_target)
+    if args.top is not None and not 1 <= args.top <= len(model.classes_):
+        raise ProdcatError(f"--top must be between 1 and {len(model.classes_)} (the model's classes), got {args.top}")
     _print(f"Loading {args.x}")
     dataset = _load(args, labels=False)
-    codes = model.predict(dataset.X)
-    path = write_submission(dataset.X.index, codes, args.out)
-    _print(f"Wrote {len(codes):,} predictions to {path}")
+    if not args.proba and args.top is None:
+        codes = model.predict(dataset.X)
+        path = write_submission(dataset.X.index, codes, args.out)
+        _print(f"Wrote {len(codes):,} predictions to {path}")
+        return 0
+    top = 1 if args.top is None else args.top
+    table = prediction_table(model.predict_proba(dataset.X), model.classes_, dataset.X.index, top=top, policy=policy)
+    path = write_table(table, args.out)
+    _print(f"Wrote {len(table):,} predictions (top {top}, names, probabilities, needs_review) to {path}")
+    if policy.available:
+        _print(f"  {int(table['needs_review'].sum()):,} need review: {policy.describe()}")
+    else:
+        _print(f"  needs_review left empty: {policy.describe()}")
     return 0
 
 
@@ -111,10 +131,15 @@ def cmd_eda(args: argparse.Namespace) -> int:
     dataset = _load(args, labels=bool(args.y or args.label_col))
     other = None
     if args.x_other:
-        from prodcat.data.io import load_official
+        from prodcat.data.io import load_generic_csv, load_official
 
-        other = load_official(args.x_other, None, args.images_other).X
-    path = write_eda(args.out, dataset.X, dataset.y, X_other=other, image_sample=args.image_sample)
+        if args.text_col:
+            other = load_generic_csv(args.x_other, args.text_col, description_col=args.description_col,
+                                     images_dir=args.images_other, encoding=args.encoding).X
+        else:
+            other = load_official(args.x_other, None, args.images_other, encoding=args.encoding).X
+    X = dataset.X if dataset.report.has_description else dataset.X.drop(columns="description")
+    path = write_eda(args.out, X, dataset.y, X_other=other, image_sample=args.image_sample)
     _print(f"Wrote {path}")
     return 0
 
@@ -208,11 +233,25 @@ def cmd_classify(args: argparse.Namespace) -> int:
 def cmd_clean(args: argparse.Namespace) -> int:
     from prodcat.text.clean import CleaningConfig, clean_steps
 
-    config = CleaningConfig(**{step: False for step in args.skip})
+    steps_known = set(_cleaning_steps())
+    skipped = {step for group in args.skip for step in group}
+    for value in (args.text, args.description) if skipped else ():  # the old `--skip a b "text"` form
+        if value and set(value.split(",")) <= steps_known:
+            raise ProdcatError(f"'{value}' is a cleaning step, not a text: --skip takes a comma list "
+                               f"(--skip stem,stopwords \"text\") or is repeated (--skip stem --skip stopwords)")
+    config = CleaningConfig(**{step: False for step in skipped})
     steps = clean_steps(args.text, args.description or "", config)
     width = max(len(name) for name, _ in steps)
     for name, text in steps:
         _print(f"{name:<{width}}  {text}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from prodcat.export import export_mlflow
+
+    path = export_mlflow(args.model, args.out)
+    _print(f"Wrote an MLflow pyfunc model to {path} (load it with mlflow.pyfunc.load_model(\"{path}\"))")
     return 0
 
 
@@ -235,6 +274,26 @@ def _cleaning_steps() -> list[str]:
     return [f.name for f in fields(CleaningConfig)]
 
 
+def _step_list(value: str) -> list[str]:
+    """``--skip`` values: one step or a comma list of steps."""
+    steps, known = [v.strip() for v in value.split(",") if v.strip()], _cleaning_steps()
+    unknown = [step for step in steps if step not in known]
+    if unknown or not steps:
+        raise argparse.ArgumentTypeError(f"unknown cleaning step {', '.join(unknown) or repr(value)} "
+                                         f"(steps: {', '.join(known)})")
+    return steps
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except for flags, options without one and helps that already say it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help = action.help or ""
+        if action.default in (None, False, [], argparse.SUPPRESS) or "default" in help:
+            return help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every ``prodcat`` command."""
     from prodcat import __version__
@@ -246,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, handler: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
+        p = sub.add_parser(name, help=help, description=help, formatter_class=HelpFormatter)
         p.set_defaults(handler=handler)
         return p
 
@@ -262,8 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="late-fusion method of multi-component presets (default: the preset's, auto: the fuser "
                         "with the lowest out-of-fold log-loss)")
     p.add_argument("--valid-size", type=float, default=0.1,
-                   help="share held out for validation metrics (0 trains on everything; default 0.1)")
-    p.add_argument("--seed", type=int, default=42)
+                   help="share held out for validation metrics and review thresholds (0 trains on everything)")
+    p.add_argument("--seed", type=int, default=42, help="random seed of the split and the models")
     p.add_argument("--cache", metavar="DIR", help="image embedding cache (default: user cache dir)")
     p.add_argument("--out", metavar="MODEL_DIR", help="also copy the model bundle here (it is always saved in "
                                                       "the run folder)")
@@ -271,10 +330,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="a name appended to the run folder")
     p.add_argument("--mlflow", metavar="URI", help="also log the run to MLflow (needs mlflow installed)")
 
-    p = command("predict", cmd_predict, "Predict codes and write a challenge submission CSV.")
+    p = command("predict", cmd_predict, "Predict codes and write a challenge submission CSV (or, with --proba/--top, "
+                                        "a table with names, probabilities and a review flag).")
     p.add_argument("--model", required=True, metavar="MODEL_DIR")
     _add_data_args(p, labels=False)
     p.add_argument("--out", required=True, metavar="submission.csv")
+    p.add_argument("--proba", action="store_true", help="also write the French name, the probability and "
+                   "needs_review (confidence below the threshold measured at training)")
+    p.add_argument("--top", type=int, metavar="K", help="write the K best classes (code_k, name_k, probability_k); "
+                   "implies --proba")
+    p.add_argument("--review-target", type=float, default=0.95, metavar="PRECISION",
+                   help="needs_review keeps this precision on the products not sent to review (0.95 or 0.98)")
 
     p = command("evaluate", cmd_evaluate, "Score a model on labelled data; write metrics, per-class table, "
                                           "confusion matrix.")
@@ -296,37 +362,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("embed", cmd_embed, "Compute image embeddings for a folder into the on-disk cache (resumable).")
     p.add_argument("--images", required=True, metavar="DIR")
     p.add_argument("--cache", metavar="DIR", help="cache folder (default: user cache dir or $PRODCAT_CACHE_DIR)")
-    p.add_argument("--backbone", default="lite0", choices=["lite0", "lite1", "lite2"])
+    p.add_argument("--backbone", default="lite0", choices=["lite0", "lite1", "lite2"], help="image model")
     p.add_argument("--workers", type=int, help="decoding processes (default: CPU count)")
 
     p = command("crop", cmd_crop, "Show the white-border crop of one image: before | after, as a PNG.")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--out", required=True, metavar="PNG")
-    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--size", type=int, default=224, help="side of the output image, pixels")
 
     p = command("compare", cmd_compare, "Train several models on one split and print/save a leaderboard.")
     _add_data_args(p, labels=True)
     p.add_argument("--models", required=True, metavar="A,B,C",
                    help="comma-separated: presets (fast, balanced, ...), text models (linear_svc, ...), image:logreg")
-    p.add_argument("--test-size", type=float, default=0.2, help="held-out share (default 0.2)")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--test-size", type=float, default=0.2, help="held-out share")
+    p.add_argument("--seed", type=int, default=42, help="random seed of the split and the models")
     p.add_argument("--time-limit", type=float, metavar="SECONDS", help="time budget per model fit")
     p.add_argument("--cache", metavar="DIR", help="image embedding cache")
     p.add_argument("--out", required=True, metavar="DIR", help="where leaderboard.csv and leaderboard.md go")
 
     p = command("serve", cmd_serve, "Serve a model bundle over HTTP (REST API, OpenAPI at /docs).")
     p.add_argument("--model", required=True, metavar="MODEL_DIR")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port")
     p.add_argument("--workers", type=int, default=1, help="worker processes, each loads the model once")
     p.add_argument("--max-batch", type=int, default=256, help="most products in one batch request")
 
     p = command("app", cmd_app, "Start the web demonstrator (Streamlit) for a model bundle.")
     p.add_argument("--model", required=True, metavar="MODEL_DIR")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8501, help="TCP port")
     p.add_argument("--data", metavar="X.csv", help="a dataset whose first products the examples page shows")
-    p.add_argument("--report", metavar="report.html", help="evaluation report to show (default: the run's)")
+    p.add_argument("--report", metavar="report.html", help="evaluation report to show (default: the bundle's run "
+                   "folder validation/report.html, or the evaluation/report.html of a `prodcat demo` folder)")
 
     p = command("presets", cmd_presets, "List the model presets.")
     p.add_argument("--verbose", "-v", action="store_true", help="show each preset's recipe")
@@ -336,21 +403,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("designation", help="product title")
     p.add_argument("description", nargs="?", default="", help="product description (optional)")
     p.add_argument("--image", metavar="PATH", help="product photo (optional)")
-    p.add_argument("--top", type=int, default=5, help="how many classes to show (default 5)")
+    p.add_argument("--top", type=int, default=5, help="how many classes to show")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = command("clean", cmd_clean, "Show each text cleaning step's result.")
     p.add_argument("text", help="designation (title)")
     p.add_argument("description", nargs="?", default="", help="description (optional)")
-    p.add_argument("--skip", nargs="+", default=[], choices=_cleaning_steps(), metavar="STEP",
-                   help=f"steps to switch off: {', '.join(_cleaning_steps())}")
+    p.add_argument("--skip", action="append", default=[], type=_step_list, metavar="STEP[,STEP]",
+                   help=f"steps to switch off, a comma list or repeated: {', '.join(_cleaning_steps())}")
 
     p = command("demo", cmd_demo, "Generate demo data, train, evaluate, predict and classify, end to end.")
     p.add_argument("--out", default="prodcat-demo", metavar="DIR", help="working folder (default: ./prodcat-demo)")
-    p.add_argument("--n-train", type=int, default=1500)
-    p.add_argument("--n-test", type=int, default=400)
-    p.add_argument("--preset", default=None, choices=sorted(PRESETS))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-train", type=int, default=1500, help="generated training products")
+    p.add_argument("--n-test", type=int, default=400, help="generated test products")
+    p.add_argument("--preset", default=None, choices=sorted(PRESETS), help="model recipe (default: balanced, the "
+                   "demo data has images)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the data and the models")
+
+    p = command("export", cmd_export, "Export a model bundle for another platform (MLflow pyfunc model directory).")
+    p.add_argument("--model", required=True, metavar="MODEL_DIR")
+    p.add_argument("--format", required=True, choices=["mlflow"], help="target format")
+    p.add_argument("--out", required=True, metavar="DIR", help="new directory to write (must not exist)")
     return parser
 
 

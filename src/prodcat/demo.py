@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 from typing import Callable
@@ -51,5 +52,16 @@ def run_demo(out: Path, *, n_train: int = 1500, n_test: int = 400, seed: int = 0
     for (title, _), prediction in zip(EXAMPLES, result.model.explain(make_products(list(titles), list(descriptions)), k=3)):
         shown = ", ".join(f"{code} {name} {p:.0%}" for code, name, p in prediction.top)
         echo(f"    {title[:60]:<60} -> {shown}")
-    echo(f"Done in {time.perf_counter() - started:.1f} s. Try: prodcat classify --model {out / 'model'} \"Drone 4K\"")
+    echo(f"Done in {time.perf_counter() - started:.1f} s. Next, on what the demo made:")
+    for line in next_commands(out / "model", paths.x_test):
+        echo(f"    {line}")
     return evaluation.evaluation.headline()
+
+
+def next_commands(model_dir: Path, x_test: Path) -> list[str]:
+    """The commands that work on a finished demo folder: classify, the web app (with the test set's
+    products and the evaluation report) and the REST API."""
+    model, data = shlex.quote(str(model_dir)), shlex.quote(str(x_test))
+    return [f"prodcat classify --model {model} \"Drone 4K avec caméra\"",
+            f"prodcat app --model {model} --data {data}     # web demo on http://127.0.0.1:8501",
+            f"prodcat serve --model {model}     # REST API on http://127.0.0.1:8000 (docs at /docs)"]

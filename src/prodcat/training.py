@@ -23,6 +23,7 @@ from prodcat.data.split import stratified_split
 from prodcat.evaluation import Evaluation, evaluate_predictions, fusion_warnings
 from prodcat.predictor import ProductClassifier
 from prodcat.presets import DEFAULT_PRESET, PRESETS
+from prodcat.review import review_thresholds
 
 
 def default_preset(dataset: Dataset) -> str:
@@ -45,6 +46,7 @@ class EvaluationResult:
     modalities: dict[str, Evaluation]
     out: Path
     files: list[Path]
+    review: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -63,7 +65,7 @@ class EvaluationResult:
     def metrics(self) -> dict[str, Any]:
         """Headline metrics plus per-modality headlines, for JSON."""
         return {**self.evaluation.headline(), "modalities": {m: e.headline() for m, e in self.modalities.items()},
-                "warnings": self.warnings}
+                "review": self.review, "warnings": self.warnings}
 
 
 def evaluate_to_dir(model: ProductClassifier, dataset: Dataset, out: str | Path, *, report: bool = True,
@@ -81,7 +83,8 @@ def evaluate_to_dir(model: ProductClassifier, dataset: Dataset, out: str | Path,
     evaluation = evaluate_predictions(y_true, y_pred, classes=model.classes_)
     modalities = {name: evaluate_predictions(y_true, model.classes_[p.argmax(axis=1)], classes=model.classes_)
                   for name, p in modality_proba.items()} if len(modality_proba) > 1 else {}
-    result = EvaluationResult(evaluation, modalities, out, [], fusion_warnings(evaluation, modalities))
+    result = EvaluationResult(evaluation, modalities, out, [], review_thresholds(proba.max(axis=1), y_pred == y_true),
+                              fusion_warnings(evaluation, modalities))
     metrics = {**result.metrics(), "products_with_image": int(has_image.sum())}
     files = [out / "metrics.json", out / "per_class.csv", out / "confusion_matrix.csv", out / "predictions.csv"]
     files[0].write_text(json.dumps(metrics, indent=2), encoding="utf-8")

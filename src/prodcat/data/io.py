@@ -62,13 +62,13 @@ class LoadReport:
     warnings: list[str] = field(default_factory=list)
     source: str | None = None
     images_dir: str | None = None  # None: images were not checked
+    has_description: bool = True  # False: a generic CSV loaded without a description column
 
     def summary(self) -> str:
         """A few human-readable lines for the CLI."""
         lines = [f"{self.n_rows} products loaded" + (f" from {self.source}" if self.source else "")]
-        lines.append(
-            f"text: {self.n_empty_descriptions} empty descriptions, mojibake repaired in {self.n_mojibake_fixed} rows"
-        )
+        empty = f"{self.n_empty_descriptions} empty descriptions" if self.has_description else "no description column"
+        lines.append(f"text: {empty}, mojibake repaired in {self.n_mojibake_fixed} rows")
         if self.images_dir is None:
             lines.append("images: not checked (no images folder given)")
         else:
@@ -306,11 +306,14 @@ def load_official(
     *,
     fix_mojibake: bool = True,
     encoding: str = "utf-8",
+    align: bool = False,
 ) -> Dataset:
     """Load official challenge files (``X_*.csv``, optional ``Y_*.csv`` and image folder), validated.
 
     Labels whose rows match the products in another order are reordered to the products' order
-    (with a warning); any other mismatch is an error.
+    (with a warning); any other mismatch is an error, unless ``align`` is set: then only the rows
+    present in both files are kept (an inner join on the index), and the warnings count the
+    products without a label and the labels without a product that were left out.
     """
     path = Path(x_path)
     what = "product file"
@@ -329,10 +332,24 @@ def load_official(
     y = None
     if y_path is not None:
         y = read_labels(y_path, encoding=encoding)
+        if align:
+            X, y = _align(X, y, warnings)
         if not validate.check_aligned(X.index, y.index, path, y_path):
             warnings.append("labels were in a different row order than products; reordered to match")
             y = y.reindex(X.index)
     return _finish(X, y, path=path, images_dir=images_dir, image_paths=None, repair=fix_mojibake, warnings=warnings)
+
+
+def _align(X: pd.DataFrame, y: pd.Series, warnings: list[str]) -> tuple[pd.DataFrame, pd.Series]:
+    """Keep the rows of ``X`` that have a label (inner join on the index), reporting what was left out."""
+    keep = X.index.intersection(y.index, sort=False)
+    if len(keep) == 0:
+        raise DataError(f"--align: no row index is in both files (X has {len(X)} rows, Y has {len(y)})")
+    n_no_label, n_no_product = len(X) - len(keep), len(y) - len(keep)
+    if n_no_label or n_no_product:
+        warnings.append(f"aligned on the index: kept {len(keep)} products with a label; left out {n_no_label} "
+                        f"product(s) without a label and {n_no_product} label(s) without a product")
+    return X.loc[keep], y.loc[keep]
 
 
 def load_generic_csv(
@@ -385,9 +402,12 @@ def load_generic_csv(
         raise DataError(
             "cannot match images: give image_col (file names) or include productid and imageid columns", path=p
         )
-    return _finish(
+    dataset = _finish(
         X, y, path=p, images_dir=images_dir, image_paths=image_paths, repair=fix_mojibake, warnings=warnings
     )
+    if description_col is None:  # no description column: nothing to count as empty
+        dataset.report.has_description, dataset.report.n_empty_descriptions = False, 0
+    return dataset
 
 
 # ---------------------------------------------------------------- products for prediction

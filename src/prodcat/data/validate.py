@@ -234,6 +234,7 @@ def check_aligned(x_index: pd.Index, y_index: pd.Index, x_path: str | Path | Non
     if len(no_product):
         parts.append(f"{len(no_product)} Y row(s) have no product (first: {preview(no_product)})")
     first = no_label[0] if len(no_label) else no_product[0] if len(no_product) else None
+    parts.append("--align (align=True) keeps only the rows in both files")
     raise DataError("; ".join(parts) + f" [X: {x_path}]", path=y_path, row=None if first is None else _scalar(first))
 
 

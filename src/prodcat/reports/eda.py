@@ -171,20 +171,28 @@ def _labels(y: pd.Series | np.ndarray | list | None, n: int) -> pd.Series | None
 
 def _text_sections(page: Page, X: pd.DataFrame, texts: TextSummary, codes: pd.Series | None, out_dir: Path) -> None:
     n = len(X)
+    has_description = "description" in X.columns
     page.section("Text lengths", "lengths")
-    page.paragraph("Words per text (HTML tags removed). Empty descriptions count as 0 words.")
-    lengths = pd.DataFrame(
-        [{"field": "designation", **_stats(texts.title_words)},
-         {"field": "description", **_stats(texts.description_words)},
-         {"field": "description (non-empty only)", **_stats(texts.description_words[~texts.empty_description])}
-         if (~texts.empty_description).any() else {"field": "description (non-empty only)"}]
-    )
-    page.table(lengths, formats={"median": "g", "mean": "g", "95th pct": "g"})
+    page.paragraph("Words per text (HTML tags removed)." + (" Empty descriptions count as 0 words." if has_description
+                                                            else " The data has no description column."))
+    rows = [{"field": "designation", **_stats(texts.title_words)}]
+    if has_description:
+        rows += [{"field": "description", **_stats(texts.description_words)},
+                 {"field": "description (non-empty only)", **_stats(texts.description_words[~texts.empty_description])}
+                 if (~texts.empty_description).any() else {"field": "description (non-empty only)"}]
+    page.table(pd.DataFrame(rows), formats={"median": "g", "mean": "g", "95th pct": "g"})
     figures = []
-    for column, words in (("designation", texts.title_words), ("description", texts.description_words)):
+    columns = (("designation", texts.title_words), ("description", texts.description_words))
+    for column, words in columns[:2 if has_description else 1]:
         fig = plots.histogram(words, title=f"{column}: words per product", xlabel="words")
         figures.append((plots.save_png(fig, out_dir / f"{column}_words.png"), f"{column} length histogram"))
     page.figures(figures)
+    if has_description:
+        _empty_description_section(page, n, texts, codes)
+    _language_and_encoding_sections(page, X, texts, out_dir)
+
+
+def _empty_description_section(page: Page, n: int, texts: TextSummary, codes: pd.Series | None) -> None:
     empty = int(texts.empty_description.sum())
     page.section("Empty descriptions", "empty")
     page.paragraph(f"{empty:,} of {n:,} products ({_pct(empty, n)}) have an empty description.")
@@ -195,6 +203,9 @@ def _text_sections(page: Page, X: pd.DataFrame, texts: TextSummary, codes: pd.Se
         page.paragraph("Share of empty descriptions per class (highest first):", note=True)
         page.table(table)
 
+
+def _language_and_encoding_sections(page: Page, X: pd.DataFrame, texts: TextSummary, out_dir: Path) -> None:
+    n = len(X)
     page.section("Languages", "languages")
     counts = texts.languages.value_counts()
     page.paragraph(
@@ -206,7 +217,7 @@ def _text_sections(page: Page, X: pd.DataFrame, texts: TextSummary, codes: pd.Se
 
     page.section("HTML and mojibake", "encoding")
     rows = []
-    for column in ("designation", "description"):
+    for column in ("designation", "description") if "description" in X.columns else ("designation",):
         rows.append({
             "field": column,
             "with HTML tags or entities": f"{int(texts.html[column].sum()):,} ({_pct(texts.html[column].sum(), n)})",
@@ -231,8 +242,9 @@ def _duplicate_section(page: Page, X: pd.DataFrame, texts: TextSummary, codes: p
         f"{int(exact.sum()):,} products ({_pct(exact.sum(), n)}) share their exact title with another product "
         f"({title[exact].nunique():,} distinct titles).",
         f"{int(loose.sum()):,} products ({_pct(loose.sum(), n)}) once case and spacing are ignored.",
-        f"{int(full.sum()):,} products ({_pct(full.sum(), n)}) share both title and description.",
     ]
+    if "description" in X.columns:
+        findings.append(f"{int(full.sum()):,} products ({_pct(full.sum(), n)}) share both title and description.")
     groups = pd.DataFrame({"key": key, "title": title})
     if codes is not None:
         groups["code"] = codes.to_numpy()
@@ -349,7 +361,7 @@ def _sample_grid(page: Page, X: pd.DataFrame, codes: pd.Series | None, seed: int
     page.image(png, alt="sample images", caption=caption)
 
 
-def _class_section(page: Page, codes: pd.Series, texts: TextSummary, out_dir: Path) -> None:
+def _class_section(page: Page, codes: pd.Series, texts: TextSummary, out_dir: Path, X_columns: pd.Index) -> None:
     n = len(codes)
     page.section("Classes", "classes")
     counts = codes.value_counts()
@@ -374,6 +386,8 @@ def _class_section(page: Page, codes: pd.Series, texts: TextSummary, out_dir: Pa
         "median title words": grouped["title"].median().reindex(counts.index).to_numpy(),
         "median description words": grouped["description"].median().reindex(counts.index).to_numpy(),
     })
+    if "description" not in X_columns:
+        table = table.drop(columns="median description words")
     page.table(table, formats={"median title words": "g", "median description words": "g"})
 
 
@@ -413,18 +427,18 @@ def write_eda(
         subtitle += f"; other set: {len(X_other):,} products"
     page = Page("prodcat data exploration", subtitle=f"{subtitle}; written {stamp}")
     page.section("Summary", "summary")
-    cards = {
-        "products": f"{len(X):,}",
-        "empty descriptions": _pct(texts.empty_description.sum(), len(X)),
-        "duplicated titles": _pct((texts.title_key.duplicated(keep=False) & (texts.title_key != "")).sum(), len(X)),
-        "HTML in descriptions": _pct(texts.html["description"].sum(), len(X)),
-    }
+    cards = {"products": f"{len(X):,}"}
+    if "description" in X.columns:
+        cards["empty descriptions"] = _pct(texts.empty_description.sum(), len(X))
+    cards["duplicated titles"] = _pct((texts.title_key.duplicated(keep=False) & (texts.title_key != "")).sum(), len(X))
+    if "description" in X.columns:
+        cards["HTML in descriptions"] = _pct(texts.html["description"].sum(), len(X))
     languages = texts.languages.value_counts()
     if len(languages):
         cards[f"language: {languages.index[0]}"] = _pct(languages.iloc[0], len(X))
     page.cards(cards)
     if codes is not None:
-        _class_section(page, codes, texts, out_dir)
+        _class_section(page, codes, texts, out_dir, X.columns)
     _text_sections(page, X, texts, codes, out_dir)
     _duplicate_section(page, X, texts, codes, X_other)
     if image_sample > 0:

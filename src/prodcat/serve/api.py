@@ -3,7 +3,9 @@
 ``create_app(model)`` builds the application; ``run_server(model_dir)`` serves it with uvicorn,
 each worker loading the bundle once at start-up. Endpoints: ``POST /v1/predict`` (JSON, or
 multipart with an image file), ``POST /v1/predict/batch``, ``GET /v1/categories``,
-``GET /v1/model``, ``GET /health``, ``GET /ready``; the schema is at ``/openapi.json``.
+``GET /v1/model``, ``GET /health``, ``GET /ready``, ``GET /metrics`` (Prometheus); the schema is at
+``/openapi.json`` and its pages at ``/docs`` (Swagger UI) and ``/redoc``, served from local files
+(the ``fastapi-offline`` package ships them), so they work without network.
 
 Bad input always gets a 4xx whose ``detail`` says what is wrong; model calls run in the
 thread pool so the event loop keeps answering while a batch is classified.
@@ -18,11 +20,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import fastapi_offline
 from fastapi import FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -31,6 +36,7 @@ from starlette.exceptions import HTTPException
 import prodcat
 from prodcat.errors import DataError, ProdcatError
 from prodcat.serve.limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimit
+from prodcat.serve.metrics import MetricsMiddleware, ServeMetrics
 from prodcat.serve.schemas import (
     DEFAULT_TOP_K,
     EXAMPLE_PRODUCT,
@@ -54,6 +60,8 @@ ENV_LIMITS = "PRODCAT_SERVE_LIMITS"
 FORM_TEXT_FIELDS = ("designation", "description")
 FORM_IMAGE_FIELD = "image"
 FORM_MEDIA_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+DOCS_STATIC_URL = "/static/docs"
 
 TopK = Annotated[int, Query(ge=1, le=MAX_TOP_K, description="How many classes to return, best first.")]
 
@@ -173,9 +181,15 @@ def create_app(model: "ProductClassifier | str | Path", *, max_batch: int = 256,
         description="Classify e-commerce products into the 27 Rakuten France product types from their "
         "title, description and photo.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.prodcat = state
+    metrics = ServeMetrics()
+    app.state.metrics = metrics
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    _add_docs_pages(app)
     _add_error_handlers(app)
     BatchIn = batch_model(max_batch)
 
@@ -190,7 +204,9 @@ def create_app(model: "ProductClassifier | str | Path", *, max_batch: int = 256,
         names = [f"products[{i}]" if batch else "product" for i in range(len(items))]
         products = [from_json(item, name, f"{name}.image_base64" if batch else "image_base64")
                     for item, name in zip(items, names, strict=True)]
-        return service.predict(products, top_k)
+        answers = service.predict(products, top_k)
+        metrics.observe_answers(answers)
+        return answers
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
@@ -206,6 +222,13 @@ def create_app(model: "ProductClassifier | str | Path", *, max_batch: int = 256,
         if state.service is None:
             return JSONResponse({"status": "loading", "fingerprint": None}, status_code=503)
         return {"status": "ready", "fingerprint": state.service.fingerprint}
+
+    @app.get("/metrics", tags=["status"], summary="Prometheus metrics: requests, latency, predictions by "
+             "class, share needing review", response_class=Response,
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                              "description": "Metrics in the Prometheus text exposition format."}})
+    def prometheus_metrics() -> Response:
+        return Response(metrics.exposition(), media_type=metrics.content_type)
 
     @app.get("/v1/categories", response_model=CategoriesOut, tags=["model"],
              summary="The product type codes with their French names", responses={503: ERROR_RESPONSES[503]})
@@ -231,6 +254,7 @@ def create_app(model: "ProductClassifier | str | Path", *, max_batch: int = 256,
             product = await _form_product(request, max_image_bytes)
             service = state.require()
             answers = await run_in_threadpool(service.predict, [product], top_k)
+            metrics.observe_answers(answers)
             return answers[0]
         raise HTTPException(415, f"send the product as application/json or multipart/form-data (or a "
                                  f"url-encoded form without photo), "
@@ -262,6 +286,32 @@ def create_app(model: "ProductClassifier | str | Path", *, max_batch: int = 256,
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _add_docs_pages(app: FastAPI) -> None:
+    """Swagger UI at ``/docs`` and ReDoc at ``/redoc``, their scripts and styles served from this server."""
+    app.mount(DOCS_STATIC_URL, StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+    oauth2_redirect = app.swagger_ui_oauth2_redirect_url
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - API documentation",
+                                   oauth2_redirect_url=oauth2_redirect,
+                                   swagger_js_url=f"{root}{DOCS_STATIC_URL}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{root}{DOCS_STATIC_URL}/swagger-ui.css",
+                                   swagger_favicon_url=f"{root}{DOCS_STATIC_URL}/favicon.png")
+
+    @app.get(oauth2_redirect, include_in_schema=False)
+    def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - API reference",
+                              redoc_js_url=f"{root}{DOCS_STATIC_URL}/redoc.standalone.js",
+                              redoc_favicon_url=f"{root}{DOCS_STATIC_URL}/favicon.png", with_google_fonts=False)
 
 
 def _is_json(media_type: str) -> bool:

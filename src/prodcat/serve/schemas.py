@@ -32,6 +32,7 @@ EXAMPLE_PREDICTION = {
     "modalities": {"text": [{"code": 2583, "name": "Aquatique", "probability": 0.912}]},
     "words": [{"word": "piscine", "weight": 0.62}, {"word": "filtration", "weight": 0.21}],
     "has_image": False,
+    "needs_review": False,
     "warnings": [],
 }
 
@@ -123,6 +124,9 @@ class PredictionOut(BaseModel):
     modalities: dict[str, list[ClassScore]] = Field(description="Each component's own top-k (`text`, `image`...).")
     words: list[WordWeight] = Field(description="Words of the text that pushed towards the prediction.")
     has_image: bool = Field(description="Whether the photo was used.")
+    needs_review: bool | None = Field(
+        None, description="True when the confidence is below the threshold measured at training for 95% precision "
+        "(send the product to a person); null when the model has no measured threshold.")
     warnings: list[str] = Field(default_factory=list, description="Input the model could not use, e.g. a photo "
                                 "sent to a text-only model.")
 

@@ -22,6 +22,7 @@ import prodcat
 from prodcat.data.io import MOJIBAKE_PATTERN
 from prodcat.errors import DataError, ModelError
 from prodcat.image.io import DEFAULT_MAX_PIXELS
+from prodcat.review import ReviewPolicy
 from prodcat.serve.uploads import DEFAULT_MAX_IMAGE_BYTES, check_image
 from prodcat.taxonomy import CATEGORIES, name_of
 from prodcat.text.encoding import fix_mojibake
@@ -133,6 +134,7 @@ class PredictionService:
             classes=np.asarray(model.classes_),
             kinds=kinds,
         )
+        self.review = ReviewPolicy.for_model(model)
 
     @classmethod
     def from_path(cls, model_dir: str | Path, **limits: int) -> "PredictionService":
@@ -189,7 +191,11 @@ class PredictionService:
         for product, prediction, notes in zip(products, explained, warnings, strict=True):
             if product.image is not None and self.served.accepts_images and not prediction.has_image:
                 notes.append(IMAGE_UNREADABLE)
-        return [self._answer(pred, k, notes) for pred, notes in zip(explained, warnings, strict=True)]
+        answers = [self._answer(pred, k, notes) for pred, notes in zip(explained, warnings, strict=True)]
+        flags = self.review.needs_review([prediction.top[0][2] for prediction in explained])
+        for i, answer in enumerate(answers):
+            answer["needs_review"] = None if flags is None else bool(flags[i])
+        return answers
 
     @staticmethod
     def _answer(prediction: Any, k: int, warnings: list[str]) -> dict[str, Any]:

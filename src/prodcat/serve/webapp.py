@@ -17,6 +17,7 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 from prodcat.errors import ProdcatError
+from prodcat.review import ReviewPolicy
 from prodcat.serve import webdata
 from prodcat.serve.service import PredictionService, ProductInput
 
@@ -59,9 +60,16 @@ def probability_chart(answer: dict[str, Any]) -> alt.Chart:
     )
 
 
-def show_answer(answer: dict[str, Any]) -> None:
-    """The prediction: headline, top-k chart with modality contributions, table and words."""
+def show_answer(answer: dict[str, Any], review: ReviewPolicy) -> None:
+    """The prediction: headline, review flag, top-k chart with modality contributions, table and words."""
     st.subheader(f"{answer['name']} ({answer['code']}): {percent(answer['probability'])}")
+    verdict = review.verdict(answer.get("needs_review"))
+    if answer.get("needs_review"):
+        st.warning(verdict)
+    elif answer.get("needs_review") is False:
+        st.success(verdict)
+    else:
+        st.caption(verdict)
     for warning in answer["warnings"]:
         st.warning(warning)
     st.altair_chart(probability_chart(answer), width="stretch")
@@ -97,7 +105,7 @@ def classify_page(service: PredictionService) -> None:
         except ProdcatError as error:
             st.error(str(error))
             return
-        show_answer(answer)
+        show_answer(answer, service.review)
     if image is not None:
         left.image(image, caption=photo.name, width=260)
 
@@ -130,7 +138,8 @@ def examples_page(service: PredictionService, config: webdata.AppConfig) -> None
         rows.append({"row": index, "photo": webdata.thumbnail_uri(product.image),
                      "designation": product.designation, "predicted": answer["code"],
                      "name": answer["name"], "probability": answer["probability"], "true code": truth,
-                     "correct": None if truth is None else truth == answer["code"]})
+                     "correct": None if truth is None else truth == answer["code"],
+                     "needs review": answer["needs_review"]})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
                  column_config={"photo": st.column_config.ImageColumn("photo", width="small"),
                                 "probability": st.column_config.ProgressColumn("probability", min_value=0,
@@ -145,7 +154,7 @@ def examples_page(service: PredictionService, config: webdata.AppConfig) -> None
             with right:
                 if product.description:
                     st.caption(product.description[:400])
-                show_answer(answer)
+                show_answer(answer, service.review)
 
 
 def report_page(config: webdata.AppConfig) -> None:
@@ -156,7 +165,7 @@ def report_page(config: webdata.AppConfig) -> None:
         st.error(str(error))
         return
     if report is None:
-        looked = ", ".join(str(p) for p in webdata.report_candidates(config.model_dir)[:1])
+        looked = ", ".join(str(p) for p in webdata.report_candidates(config.model_dir))
         st.info(f"No evaluation report found next to the model (looked for {looked}). Train with `prodcat train` "
                 "to get a run folder with one, or start the app with `--report PATH`.")
         return
@@ -178,6 +187,8 @@ def sidebar(service: PredictionService) -> str:
                         f"fingerprint `{(info['fingerprint'] or '?')[:12]}`")
     for name, value in webdata.headline_metrics(info["metrics"]).items():
         st.sidebar.metric(name.replace("_", " "), f"{value:.3f}")
+    review = service.review.describe(where=False).capitalize()
+    st.sidebar.caption(f"Metrics {webdata.metrics_source(info['metrics'])}. {review}.")
     return page
 
 

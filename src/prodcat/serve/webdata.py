@@ -53,10 +53,11 @@ class AppConfig:
 
 def report_candidates(model_dir: str | Path) -> list[Path]:
     """Where a model's evaluation report may be: a run folder keeps the bundle in ``run/model``
-    and the report in ``run/validation``."""
+    and the report in ``run/validation``; a ``prodcat demo`` folder keeps its bundle in
+    ``demo/model`` and the test-set evaluation in ``demo/evaluation``."""
     model_dir = Path(model_dir)
-    return [model_dir.parent / "validation" / REPORT_NAME, model_dir / "validation" / REPORT_NAME,
-            model_dir / REPORT_NAME]
+    return [model_dir.parent / "validation" / REPORT_NAME, model_dir.parent / "evaluation" / REPORT_NAME,
+            model_dir / "validation" / REPORT_NAME, model_dir / REPORT_NAME]
 
 
 def find_report(model_dir: str | Path, report: str | Path | None = None) -> Path | None:
@@ -183,6 +184,15 @@ def top_table(answer: dict[str, Any]) -> pd.DataFrame:
     rows = [{"code": item["code"], "name": item["name"], "probability": item["probability"],
              **{m: item["by_modality"].get(m) for m in modalities}} for item in answer["top"]]
     return pd.DataFrame(rows, columns=["code", "name", "probability", *modalities])
+
+
+def metrics_source(metrics: dict[str, Any]) -> str:
+    """Where the headline metrics were measured, in words: the split and its number of rows."""
+    if isinstance(metrics.get("validation"), dict):
+        n = metrics["validation"].get("n")
+        rows = f"{n:,} products" if isinstance(n, int) else "products"
+        return f"measured on the validation split: {rows} held out from training"
+    return "measured at training (split not recorded)" if headline_metrics(metrics) else "no metrics recorded"
 
 
 def headline_metrics(metrics: dict[str, Any]) -> dict[str, float]:
