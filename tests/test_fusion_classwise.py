@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -68,6 +70,8 @@ def test_udraw_case_a_stacker_cannot_promote_a_class_no_component_supports() -> 
     fused = guarded.predict_proba(product, np.ones(1, bool))[0]
     assert classes[fused.argmax()] in (10, 40, 50)  # some component's top 3
     assert fused[3] <= fused.max() / 2 + 1e-12
+    again = pickle.loads(pickle.dumps(guarded))  # bundles are joblib pickles
+    np.testing.assert_allclose(again.predict_proba(product, np.ones(1, bool))[0], fused)
 
 
 def test_keep_to_candidates_caps_unsupported_classes_at_half_the_best_supported() -> None:

@@ -266,7 +266,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit_with_fusion(self, inputs: comp.Inputs, y: np.ndarray, spec: dict[str, Any],
                          fusion: dict[str, Any]) -> dict[str, Any]:
-        """Fit components and the fusers (stacking and blend) without leakage."""
+        """Fit components, the chosen fuser and the blend without leakage."""
         from prodcat.models.fusion import BlendFuser, choose_fuser, out_of_fold
 
         entries = {e["name"]: e for e in spec["components"]}
@@ -389,8 +389,10 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         if self.fuser_ is not None:
             total = float(sum(self.fit_times_.values()))
             fused = "text+image" if any(comp.uses_image(entries[n]) for n in self.components_) else "text"
-            add(f"fusion: {self.fuser_.describe()['kind']}", fused, self.combine(modalities, has_image), total)
-            add("fusion: blend", fused, self.combine(modalities, has_image, fuser="blend"), total)
+            chosen = self.fuser_.describe()["kind"]
+            add(f"fusion: {chosen}", fused, self.combine(modalities, has_image), total)
+            if chosen != "blend":
+                add("fusion: blend", fused, self.combine(modalities, has_image, fuser="blend"), total)
         return pd.DataFrame(rows).sort_values("weighted_f1", ascending=False, ignore_index=True)
 
     def describe(self) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Late fusion: combine per-component class probabilities into one distribution.
 
-Both fusers learn from *out-of-fold* probabilities: every training product is scored by
+The fusers learn from *out-of-fold* probabilities: every training product is scored by
 components that never saw it (stratified K folds, see :func:`out_of_fold`), so the fuser learns
 how much to trust each component on unseen data, without leakage.
 
@@ -11,6 +11,12 @@ how much to trust each component on unseen data, without leakage.
   one over the text components only, for products without (a clean fall-back to text).
 - :class:`BlendFuser`: a weighted average of the components' probabilities, weights on the simplex
   fitted by minimising log-loss (again separately for products with and without an image).
+- :class:`ClasswiseFuser`: weighted log-probabilities, one weight per component and one bias per
+  class, so each class's fused score depends only on that class's component scores.
+
+:func:`choose_fuser` picks one by its own out-of-fold log-loss and guards it with
+:func:`keep_to_candidates` (a fuser cannot promote a class that no component ranks in its own top
+3); :func:`text_only_reason` says when there are too few photos to fuse at all.
 """
 
 from __future__ import annotations
