@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from prodcat.components import text_model_names
@@ -58,6 +59,10 @@ def compare_models(dataset: Dataset, names: list[str], *, test_size: float = 0.2
     split = stratified_split(y, valid_size=0.0, test_size=test_size, seed=seed)
     train_X, train_y = dataset.X.iloc[split.train], y[split.train]
     test_X, test_y = dataset.X.iloc[split.test], y[split.test]
+    if len(test_y) == 0 or len(np.unique(train_y)) < 2:
+        raise ProdcatError(f"comparing models needs a training part with at least two product codes and a "
+                           f"non-empty test part; {len(y)} labelled products with --test-size {test_size} give "
+                           f"{len(train_y)} to train on and {len(test_y)} to test on")
     rows = []
     for name in names:
         if echo:

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import joblib
 import numpy as np
 import pandas as pd
 import sklearn
@@ -30,15 +29,14 @@ from threadpoolctl import ThreadpoolController
 
 import prodcat
 from prodcat import components as comp
+from prodcat import safe_bundle
 from prodcat.errors import DataError, ModelError
 from prodcat.evaluation import Evaluation, evaluate_predictions
 from prodcat.presets import DEFAULT_PRESET, get_preset
+from prodcat.safe_bundle import BUNDLE_FORMAT, BUNDLE_MANIFEST  # noqa: F401 (re-exported)
 from prodcat.taxonomy import name_of
 from prodcat.text.clean import texts_from
 
-BUNDLE_FORMAT = 1
-BUNDLE_MANIFEST = "prodcat.json"
-BUNDLE_COMPONENTS = "components.joblib"
 
 # One BLAS thread: on a shared 2-core machine OpenBLAS threads spin against each other (and
 # against onnxruntime and decoding workers); a logistic regression on image embeddings measured
@@ -314,6 +312,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "components_")
         products = as_products(X)
         inputs = self._inputs(products, self.spec_)
+        self.last_image_failures_ = list(inputs.failures)  # (path, reason) of photos this call could not use
         entries = {e["name"]: e for e in self.spec_["components"]}
         with _one_blas_thread():
             out = {name: comp.proba(entries[name], model, inputs, self.classes_, self.prior_)
@@ -415,18 +414,16 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write the model bundle directory (components, config, versions, fingerprint, metrics)."""
+        """Write the model bundle directory atomically (code-free state, config, versions,
+        fingerprint, metrics); see :mod:`prodcat.safe_bundle`."""
         check_is_fitted(self, "components_")
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
         state = {"components": self.components_, "prior": self.prior_, "fuser": self.fuser_, "blend": self.blend_,
                  "fit_times": self.fit_times_}
-        joblib.dump(state, path / BUNDLE_COMPONENTS, compress=3)
         manifest = {
             "format": BUNDLE_FORMAT,
             "versions": library_versions(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "params": self.get_params(),
+            "params": {**self.get_params(), "cache_dir": None},  # where to cache is the user's choice, not the bundle's
             "spec": self.spec_,
             "classes": [int(c) for c in self.classes_],
             "components": list(self.components_),
@@ -434,41 +431,39 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
                          "image_failures": len(self.image_failures_), "text_only_reason": self.text_only_reason_},
             "metrics": self.metrics_,
         }
-        (path / BUNDLE_MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
-        return path
+        return safe_bundle.write_bundle(path, state, manifest)
 
     @classmethod
     def read_manifest(cls, path: str | Path) -> dict[str, Any]:
         """The bundle's manifest (config, versions, metrics) without loading the model."""
-        manifest_path = Path(path) / BUNDLE_MANIFEST
-        if not manifest_path.is_file():
-            raise ModelError(f"{path}: not a prodcat model bundle (no {BUNDLE_MANIFEST})")
-        try:
-            return json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise ModelError(f"{manifest_path}: unreadable manifest ({error})") from error
+        return safe_bundle.read_manifest(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> "ProductClassifier":
-        """Load a bundle written by :meth:`save`; refuses bundles from incompatible versions."""
+    def load(cls, path: str | Path, *, cache_dir: str | None = None) -> "ProductClassifier":
+        """Load a bundle written by :meth:`save`; never runs code from it, refuses bundles from
+        incompatible versions and edited or damaged ones. ``cache_dir``: the image embedding cache
+        to use (default ``$PRODCAT_CACHE_DIR`` or the user cache dir; a bundle never chooses it)."""
         manifest = cls.read_manifest(path)
-        if manifest.get("format") != BUNDLE_FORMAT:
-            raise ModelError(f"{path}: bundle format {manifest.get('format')} is not supported "
-                             f"(this prodcat reads format {BUNDLE_FORMAT})")
-        saved, current = manifest.get("versions", {}), library_versions()
+        safe_bundle.check_format(manifest, path)
+        saved, current = manifest.get("versions") or {}, library_versions()
         for library in ("prodcat", "scikit-learn"):
             if _minor(saved.get(library)) != _minor(current[library]):
                 raise ModelError(
                     f"{path}: saved with {library} {saved.get(library)}, this is {current[library]}; "
                     f"retrain the model or install {library}=={saved.get(library)}"
                 )
+        params = safe_bundle.check_params(manifest.get("params"), cls._get_param_names(), path)
+        classes = safe_bundle.check_classes(manifest, path)
+        if not isinstance(manifest.get("spec"), dict) or not isinstance(manifest["spec"].get("components"), list):
+            raise ModelError(f"{path}: the manifest has no valid model spec")
+        state = safe_bundle.read_state(path, manifest)
+        safe_bundle.check_state_classes(state, classes, manifest.get("components"), path)
         try:
-            state = joblib.load(Path(path) / BUNDLE_COMPONENTS)
-        except (OSError, EOFError, ValueError, ImportError, AttributeError, KeyError) as error:
-            raise ModelError(f"{path}: cannot read {BUNDLE_COMPONENTS} ({error})") from error
-        model = cls(**manifest["params"])
+            model = cls(**{**params, "cache_dir": cache_dir})
+        except TypeError as error:
+            raise ModelError(f"{path}: the manifest's params are invalid ({error})") from None
         model.spec_ = manifest["spec"]
-        model.classes_ = np.asarray(manifest["classes"], dtype=int)
+        model.classes_ = classes.astype(int)
         model.components_ = state["components"]
         model.prior_ = state["prior"]
         model.fuser_ = state.get("fuser")

@@ -9,8 +9,6 @@ the bundle also goes to ``out`` when given (hard links when possible, so it cost
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,12 +152,19 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
 
     if dataset.y is None:
         raise ValueError("training needs labels")
+    if out is not None:  # refuse a bad --out before hours of training, not after
+        from prodcat.safe_bundle import check_bundle_target
+
+        check_bundle_target(out)
     preset = preset or default_preset(dataset)
     started = time.perf_counter()
     y = dataset.y.to_numpy()
     split = stratified_split(y, valid_size=valid_size, test_size=0.0, seed=seed)
     model = ProductClassifier(preset, text_model=text_model, cache_dir=cache_dir, seed=seed, progress=progress,
                               time_limit=time_limit, fusion=fusion)
+    from prodcat.safe_bundle import check_savable
+
+    check_savable(model.resolved_spec(), f"preset {preset!r}")  # before training, not after
     train = subset(dataset, split.train)
     model.fit(train.X, train.y.to_numpy())
     run_dir = new_run_dir(runs_root, run_name)
@@ -184,19 +189,8 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
 
 
 def copy_bundle(source: Path, target: Path) -> Path:
-    """Copy a bundle directory, hard-linking files when the filesystem allows it."""
-    if target.exists() and any(target.iterdir()):
-        from prodcat.predictor import BUNDLE_MANIFEST
+    """Install a copy of a bundle atomically, hard-linking its state file when possible; files of
+    ``target`` that are not bundle files are kept (see :mod:`prodcat.safe_bundle`)."""
+    from prodcat.safe_bundle import copy_bundle as install
 
-        if not (target / BUNDLE_MANIFEST).exists():
-            from prodcat.errors import ProdcatError
-
-            raise ProdcatError(f"{target}: exists and is not a prodcat model bundle; refusing to overwrite it")
-        shutil.rmtree(target)
-    target.mkdir(parents=True, exist_ok=True)
-    for item in source.iterdir():
-        try:
-            os.link(item, target / item.name)
-        except OSError:
-            shutil.copy2(item, target / item.name)
-    return target
+    return install(source, target)

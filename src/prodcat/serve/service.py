@@ -21,9 +21,9 @@ import pandas as pd
 import prodcat
 from prodcat.data.io import MOJIBAKE_PATTERN
 from prodcat.errors import DataError, ModelError
-from prodcat.image.io import DEFAULT_MAX_PIXELS
+from prodcat.input_checks import NO_USABLE_INPUT, without_usable_input
 from prodcat.review import ReviewPolicy
-from prodcat.serve.uploads import DEFAULT_MAX_IMAGE_BYTES, check_image
+from prodcat.serve.uploads import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_UPLOAD_PIXELS, check_image
 from prodcat.taxonomy import CATEGORIES, name_of
 from prodcat.text.encoding import fix_mojibake
 
@@ -121,7 +121,7 @@ class PredictionService:
     """Classify products with a loaded model; checks input and shapes answers for the API and the demo."""
 
     def __init__(self, model: Any, *, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+                 max_pixels: int = DEFAULT_MAX_UPLOAD_PIXELS) -> None:
         self.model = model
         self.max_image_bytes = max_image_bytes
         self.max_pixels = max_pixels
@@ -187,10 +187,14 @@ class PredictionService:
         if not products:
             return []
         warnings = [self.check(p) for p in products]
-        explained = self.model.explain(self.frame(products), k=len(self.served.classes))
-        for product, prediction, notes in zip(products, explained, warnings, strict=True):
+        frame = self.frame(products)
+        explained = self.model.explain(frame, k=len(self.served.classes))
+        nothing_known = without_usable_input(self.model, frame, [p.has_image for p in explained])
+        for product, prediction, notes, empty in zip(products, explained, warnings, nothing_known, strict=True):
             if product.image is not None and self.served.accepts_images and not prediction.has_image:
                 notes.append(IMAGE_UNREADABLE)
+            if empty:
+                notes.append(NO_USABLE_INPUT)
         answers = [self._answer(pred, k, notes) for pred, notes in zip(explained, warnings, strict=True)]
         flags = self.review.needs_review([prediction.top[0][2] for prediction in explained])
         for i, answer in enumerate(answers):
