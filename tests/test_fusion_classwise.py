@@ -70,8 +70,23 @@ def test_udraw_case_a_stacker_cannot_promote_a_class_no_component_supports() -> 
     fused = guarded.predict_proba(product, np.ones(1, bool))[0]
     assert classes[fused.argmax()] in (10, 40, 50)  # some component's top 3
     assert fused[3] <= fused.max() / 2 + 1e-12
-    again = pickle.loads(pickle.dumps(guarded))  # bundles are joblib pickles
+    again = pickle.loads(pickle.dumps(guarded))
     np.testing.assert_allclose(again.predict_proba(product, np.ones(1, bool))[0], fused)
+
+
+@pytest.mark.parametrize("kind", ["classwise", "stack"])
+def test_chosen_fusers_round_trip_through_a_safe_bundle(kind: str, tmp_path) -> None:
+    from prodcat.persist import load_state, save_state
+
+    rng = np.random.default_rng(5)
+    classes = np.array([10, 40, 50, 60])
+    y = rng.choice(classes, size=200)
+    probas = {"text": _random_probas(rng, 200, 4, 1.0), "image": _random_probas(rng, 200, 4, 1.0)}
+    has_image = rng.random(200) < 0.8
+    fuser, _ = choose_fuser(kind, ["text"], ["image"], probas, y, has_image, classes)
+    save_state({"fuser": fuser}, tmp_path / "state.json")
+    loaded = load_state(tmp_path / "state.json")["fuser"]
+    np.testing.assert_allclose(loaded.predict_proba(probas, has_image), fuser.predict_proba(probas, has_image))
 
 
 def test_keep_to_candidates_caps_unsupported_classes_at_half_the_best_supported() -> None:

@@ -44,6 +44,9 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     "prodcat.models.fusion.BlendFuser",
     "prodcat.models.fusion._Stack",
     "prodcat.models.fusion._Blend",
+    "prodcat.models.fusion.ClasswiseFuser",
+    "prodcat.models.fusion._Classwise",
+    "prodcat.models.fusion.GuardedFuser",
     # scikit-learn estimators and the helpers they keep after fit
     "sklearn.feature_extraction.text.TfidfVectorizer",
     "sklearn.feature_extraction.text.TfidfTransformer",
