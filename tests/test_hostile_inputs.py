@@ -258,7 +258,7 @@ def test_12_retraining_into_a_bundle_folder_keeps_the_other_files(demo, text_bun
     assert (out / "NOTES.md").read_text() == "my notes" and (out / "eval" / "metrics.json").read_text() == "{}"
     assert not old_state.exists() and state_file(out).exists()
     assert sorted(p.name for p in out.iterdir()) == sorted(["NOTES.md", "eval", BUNDLE_MANIFEST, state_file(out).name])
-    assert ProductClassifier.load(out).spec_["components"][0]["model"] == "linear_svc"
+    assert ProductClassifier.load(out).spec.components[0].model == "linear_svc"
 
 
 @pytest.mark.parametrize("command", ["predict", "crop"])

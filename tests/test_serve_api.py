@@ -105,7 +105,7 @@ def test_model_endpoint_reports_versions_fingerprint_metrics_and_limits(client, 
     info = client.get("/v1/model").json()
     assert info["fingerprint"] == model.fingerprint_ and len(info["fingerprint"]) == 64
     assert info["training"]["n"] == 540
-    assert info["saved_with"]["scikit-learn"] == model.manifest_["versions"]["scikit-learn"]
+    assert info["saved_with"]["scikit-learn"] == model.manifest["versions"]["scikit-learn"]
     assert info["preset"] == "fast" and info["components"] == ["text"] and info["accepts_images"] is False
     assert info["n_classes"] == len(model.classes_)
     assert info["limits"] == {"max_batch": MAX_BATCH, "max_image_bytes": MAX_IMAGE, "max_body_bytes": MAX_BODY,

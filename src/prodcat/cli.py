@@ -304,9 +304,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
         return 0
     for rank, (code, name, probability) in enumerate(prediction.top, 1):
         _print(f"{rank}. {code:>5}  {name:<22} {probability:6.1%}")
-    for modality, top in prediction.modalities.items():
+    for component, top in prediction.components.items():
         shown = ", ".join(f"{code} {name} {p:.0%}" for code, name, p in top[:3])
-        _print(f"   {modality:>6}: {shown}")
+        _print(f"   {component:>6}: {shown}")
     if prediction.words:
         _print("   words: " + ", ".join(word for word, _ in prediction.words))
     return 0
@@ -315,12 +315,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
 def _photo_for(model, path: str) -> str | None:
     """``path`` when the model reads photos, else None with a warning. A photo path that does not
     exist is an error: a typo must not silently give a text-only answer."""
-    from prodcat.components import needs_images
     from prodcat.errors import DataError
 
     if not Path(path).exists():
         raise DataError("photo not found", path=path)
-    if not needs_images(model.spec_["components"]):
+    if not model.reads_images:
         _warn(f"{path}: this model does not use photos; the answer comes from the text only")
         return None
     return path

@@ -75,21 +75,16 @@ def compare_models(dataset: Dataset, names: list[str], *, test_size: float = 0.2
         predicted = model.predict(test_X)
         predict_ms = (time.perf_counter() - started) / max(len(test_y), 1) * 1e6
         e = evaluate_predictions(test_y, predicted, classes=model.classes_)
-        modality = "+".join(sorted({_modality(entry) for entry in model.spec_["components"]
-                                    if entry["name"] in model.components_}))
+        modality = "+".join(sorted(set(model.component_reads.values())))
         rows.append({"model": name, "modality": modality, "weighted_f1": e.weighted_f1, "macro_f1": e.macro_f1,
                      "accuracy": e.accuracy, "fit_s": fit_seconds, "predict_ms_per_1000": predict_ms})
-        if len(model.components_) > 1:
+        if len(model.component_names) > 1:
             board = model.leaderboard(test_X, test_y)
             board["model"] = name + " / " + board["model"]
             rows.extend(board[COLUMNS].to_dict("records"))
         if echo:
             echo(f"  {name}: weighted F1 {e.weighted_f1:.4f} (fit {fit_seconds:.1f} s)")
     return pd.DataFrame(rows, columns=COLUMNS).sort_values("weighted_f1", ascending=False, ignore_index=True)
-
-
-def _modality(entry: dict) -> str:
-    return {"text": "text", "image": "image"}.get(entry["kind"], "text+image")
 
 
 def to_markdown(board: pd.DataFrame) -> str:

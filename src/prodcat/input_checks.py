@@ -32,12 +32,11 @@ def without_usable_input(model: Any, products: pd.DataFrame, has_image: np.ndarr
     answer is False for all products when the model has one.
     """
     has_image = np.asarray(has_image, dtype=bool)
-    entries = {e["name"]: e for e in model.spec_["components"]}
     known = np.zeros(len(products), dtype=bool)
-    for name, component in model.components_.items():
-        if entries.get(name, {}).get("kind") == "image":
+    for name, reads in model.component_reads.items():
+        if reads == "image":
             continue
-        pairs = _word_vectorizers(component)
+        pairs = _word_vectorizers(model.component_estimator(name))
         if pairs is None:
             return np.zeros(len(products), dtype=bool)
         for text_model, vectorizer in pairs:

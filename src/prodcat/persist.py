@@ -64,6 +64,9 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     "sklearn.preprocessing._label.LabelBinarizer",
     "sklearn.preprocessing._label.LabelEncoder",
     "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.naive_bayes.MultinomialNB",
+    "sklearn.naive_bayes.ComplementNB",
+    "sklearn.linear_model._stochastic_gradient.SGDClassifier",
     "sklearn.pipeline.Pipeline",
     "sklearn.model_selection._split.StratifiedKFold",
     "sklearn.model_selection._split.KFold",
@@ -84,6 +87,23 @@ _TRUSTED_TYPE_VALUES: dict[str, type] = {
 
 _SPARSE = {"csr_matrix": sp.csr_matrix, "csc_matrix": sp.csc_matrix, "csr_array": sp.csr_array,
            "csc_array": sp.csc_array}
+
+
+_REGISTERED: dict[str, type] = {}
+"""Classes trusted at run time by the code that defines them (:func:`trust`), e.g. the estimator of
+a component registered outside prodcat. Only code already running can add to it: a state file cannot."""
+
+
+def trust(*classes: type) -> None:
+    """Let instances of ``classes`` be stored in and read from state files (their attributes only;
+    their code is the caller's). For estimators of components registered outside prodcat."""
+    for cls in classes:
+        _REGISTERED[qualified_name(cls)] = cls
+
+
+def is_trusted(name: str) -> bool:
+    """True for a class name a state file may hold objects of."""
+    return name in TRUSTED_TYPES or name in _REGISTERED
 
 
 class UnsafeStateError(ModelError):
@@ -160,7 +180,7 @@ class _Writer:
             cls, args, state = obj.__reduce__()
             return {"t": "reduce", "cls": name, "args": self.encode(tuple(args), f"{where}.args"),
                     "state": self.encode(state, f"{where}.state")}
-        if name not in TRUSTED_TYPES:
+        if not is_trusted(name):
             raise UnsafeStateError(f"{where}: cannot store a {name} in a safe bundle (not a trusted type)")
         state = obj.__getstate__() if hasattr(obj, "__getstate__") else obj.__dict__
         state = {} if state is None else state
@@ -289,9 +309,9 @@ class _Reader:
 
     def _object(self, node: dict) -> Any:
         name = node.get("cls")
-        if name not in TRUSTED_TYPES:
+        if not is_trusted(name):
             raise self.fail(f"names the class {name!r}, which is not a trusted type; refusing to load it")
-        cls = self._class(name)
+        cls = _REGISTERED.get(name) or self._class(name)
         state = self.decode(node.get("state"))
         if type(state) is not dict:
             raise self.fail(f"the state of {name} is not an attribute dict")

@@ -26,12 +26,15 @@ import re
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 
 from prodcat.errors import ModelError, ProdcatError
 from prodcat.persist import file_sha256, load_state, save_state
+
+if TYPE_CHECKING:
+    from prodcat.presets import PresetSpec
 
 BUNDLE_FORMAT = 2
 BUNDLE_MANIFEST = "prodcat.json"
@@ -40,17 +43,13 @@ _STATE_NAME = re.compile(r"^state-[0-9a-f]{8,32}\.npz$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def unsavable_components(spec: dict[str, Any]) -> list[str]:
-    """Names of the spec's components the code-free format cannot store yet (torch-based ones:
+def unsavable_components(spec: "PresetSpec") -> list[str]:
+    """Names of the recipe's components the code-free format cannot store yet (torch-based ones:
     deep text models and early fusion), so training can refuse them before it starts."""
-    from prodcat.components import _deep_text_models
-
-    deep = set(_deep_text_models())
-    return [e["name"] for e in spec.get("components", [])
-            if e.get("kind") == "early_fusion" or (e.get("kind") == "text" and e.get("model") in deep)]
+    return [c.name for c in spec.components if c.kind in ("deep_text", "early_fusion")]
 
 
-def check_savable(spec: dict[str, Any], what: str) -> None:
+def check_savable(spec: "PresetSpec", what: str) -> None:
     """Raise before training when a bundle of ``spec`` could not be saved safely."""
     names = unsavable_components(spec)
     if names:

@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from prodcat.errors import DataError, ProdcatError
+from prodcat.data.missing import is_missing as _is_missing
 from prodcat.image.backbone import Backbone, _available_cpus
 from prodcat.image.cache import FeatureStore, FileId, Hit
 from prodcat.image.cachedir import default_cache_dir
@@ -64,10 +65,6 @@ class EmbeddingResult:
     ok: np.ndarray
     failures: list[tuple[str, str]]
     stats: EmbedStats | None = None
-
-
-def _is_missing(path: object) -> bool:
-    return path is None or (isinstance(path, float) and math.isnan(path)) or (isinstance(path, str) and not path.strip())
 
 
 _PR_SET_PDEATHSIG = 1

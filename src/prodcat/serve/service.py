@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn.exceptions import NotFittedError
 
 import prodcat
 from prodcat.data.io import MOJIBAKE_PATTERN
@@ -28,8 +29,6 @@ from prodcat.taxonomy import CATEGORIES, name_of
 from prodcat.text.encoding import fix_mojibake
 
 MAX_TOP_K = 27
-TEXT_KINDS = ("text", "early_fusion")
-IMAGE_KINDS = ("image", "early_fusion")
 IMAGE_IGNORED = "this model does not use photos: the image was ignored"
 IMAGE_UNREADABLE = "the model could not read this photo: the prediction ignores it"
 
@@ -69,19 +68,6 @@ class ServedModel:
     accepts_images: bool
     classes: np.ndarray
     kinds: dict[str, str] = field(default_factory=dict)
-
-
-def component_kinds(model: Any) -> dict[str, str]:
-    """Kind (``text``, ``image``, ``early_fusion``) of each fitted component, by name.
-
-    Bundles whose recipe does not list components name each component after its modality.
-    """
-    entries = (getattr(model, "spec_", None) or {}).get("components")
-    fitted = list(model.components_)
-    if isinstance(entries, list):
-        kinds = {e.get("name"): e.get("kind") for e in entries if isinstance(e, dict)}
-        return {name: kinds.get(name, name) for name in fitted}
-    return {name: name for name in fitted}
 
 
 def _repair(text: str | None) -> str:
@@ -125,12 +111,13 @@ class PredictionService:
         self.model = model
         self.max_image_bytes = max_image_bytes
         self.max_pixels = max_pixels
-        if getattr(model, "components_", None) is None:
-            raise ModelError("the model is not fitted")
-        kinds = component_kinds(model)
+        try:
+            kinds = model.component_kinds
+        except NotFittedError:
+            raise ModelError("the model is not fitted") from None
         self.served = ServedModel(
-            accepts_text=any(kind in TEXT_KINDS for kind in kinds.values()),
-            accepts_images=any(kind in IMAGE_KINDS for kind in kinds.values()),
+            accepts_text=model.reads_text,
+            accepts_images=model.reads_images,
             classes=np.asarray(model.classes_),
             kinds=kinds,
         )
@@ -203,7 +190,7 @@ class PredictionService:
 
     @staticmethod
     def _answer(prediction: Any, k: int, warnings: list[str]) -> dict[str, Any]:
-        per_class = {m: {code: p for code, _, p in rows} for m, rows in prediction.modalities.items()}
+        per_class = {m: {code: p for code, _, p in rows} for m, rows in prediction.components.items()}
         top = [
             {"code": int(code), "name": name, "probability": _probability(p),
              "by_modality": {m: _probability(probs.get(code, 0.0)) for m, probs in per_class.items()}}
@@ -215,7 +202,7 @@ class PredictionService:
             "probability": top[0]["probability"],
             "top": top,
             "modalities": {m: [{"code": int(c), "name": n, "probability": _probability(p)} for c, n, p in rows[:k]]
-                           for m, rows in prediction.modalities.items()},
+                           for m, rows in prediction.components.items()},
             "words": [{"word": w, "weight": round(float(s), 6)} for w, s in prediction.words],
             "has_image": bool(prediction.has_image),
             "warnings": list(warnings),
@@ -238,32 +225,21 @@ class PredictionService:
 
     def model_info(self) -> dict[str, Any]:
         """Versions, training fingerprint, metrics and recipe of the served model (JSON-safe)."""
-        model = self.model
-        manifest = getattr(model, "manifest_", None) or {}
-        training = manifest.get("training") or {
-            "n": getattr(model, "n_train_", None),
-            "fingerprint": getattr(model, "fingerprint_", None),
-            "fit_seconds": round(float(getattr(model, "fit_seconds_", 0.0) or 0.0), 2),
-        }
-        if manifest.get("versions"):
-            saved_with = manifest["versions"]
-        else:
-            from prodcat.predictor import library_versions
-
-            saved_with = library_versions()
+        manifest = self.model.manifest
+        training = manifest["training"]
         return json_safe({
             "prodcat_version": prodcat.__version__,
-            "saved_with": saved_with,
+            "saved_with": manifest["versions"],
             "created": manifest.get("created"),
-            "preset": getattr(model, "preset", None),
+            "preset": self.model.spec.name,
             "components": list(self.served.kinds),
             "component_kinds": self.served.kinds,
             "accepts_images": self.served.accepts_images,
             "n_classes": len(self.served.classes),
             "training": training,
             "fingerprint": training.get("fingerprint"),
-            "metrics": getattr(model, "metrics_", None) or manifest.get("metrics") or {},
-            "spec": getattr(model, "spec_", None) or manifest.get("spec") or {},
+            "metrics": manifest.get("metrics") or {},
+            "spec": manifest["spec"],
         })
 
     @property
