@@ -303,7 +303,11 @@ class GuardedFuser:
         return _guard(self.inner.predict_proba(probas, has_image), self.inner, probas, has_image)
 
     def describe(self) -> dict[str, object]:
-        return {**self.inner.describe(), "guard": f"top-{CANDIDATE_TOP_K} of some component"}
+        kind = next(name for name, cls in FUSERS.items() if isinstance(self.inner, cls))
+        out: dict[str, object] = {"kind": kind, "guard": f"top-{CANDIDATE_TOP_K} of some component"}
+        if hasattr(self.inner, "weights"):
+            out["weights"] = self.inner.weights()
+        return out
 
 
 FUSERS = {"stack": StackingFuser, "blend": BlendFuser, "classwise": ClasswiseFuser}
