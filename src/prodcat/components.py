@@ -43,7 +43,7 @@ def text_model_names() -> tuple[str, ...]:
     """Every text model name a component may use."""
     from prodcat.models.text import TEXT_MODELS
 
-    return (*TEXT_MODELS, "hierarchical", *_deep_text_models())
+    return (*TEXT_MODELS, "stack", "hierarchical", *_deep_text_models())
 
 
 def _deep_text_models() -> dict[str, type]:
@@ -62,6 +62,10 @@ def build(entry: dict[str, Any], *, seed: int, time_limit: float | None = None) 
 
         if model in TEXT_MODELS:
             return TextClassifier(model, seed=seed)
+        if model == "stack":
+            from prodcat.models.text_stack import StackedTextClassifier
+
+            return StackedTextClassifier(seed=seed)
         if model == "hierarchical":
             from prodcat.models.hierarchical import HierarchicalTextClassifier
 
