@@ -103,3 +103,12 @@ def test_clone_and_params() -> None:
 def test_label_count_mismatch_is_refused() -> None:
     with pytest.raises(ValueError, match="3 texts but 2 labels"):
         StackedTextClassifier(min_per_class=1).fit(["a b", "c d", "e f"], [1, 2])
+
+
+def test_a_fitted_stack_survives_the_code_free_state_format(fitted, split, tmp_path) -> None:
+    from prodcat.persist import load_state, save_state
+
+    _, test = split
+    save_state({"model": fitted}, tmp_path / "state.npz")
+    loaded = load_state(tmp_path / "state.npz")["model"]
+    np.testing.assert_allclose(loaded.predict_proba(test), fitted.predict_proba(test))
