@@ -37,6 +37,7 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     # prodcat's own models (attributes only; their code is the installed prodcat)
     "prodcat.models.text.TextClassifier",
     "prodcat.models.text._SoftmaxScores",
+    "prodcat.models.text_stack.StackedTextClassifier",
     "prodcat.models.hierarchical.HierarchicalTextClassifier",
     "prodcat.models.image.ImageEmbeddingClassifier",
     "prodcat.models.image.PixelHistogramClassifier",
