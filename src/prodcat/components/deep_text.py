@@ -9,6 +9,8 @@ from typing import Any, Mapping
 from prodcat.components.base import ComponentSpec, check, register_component
 from prodcat.components.text import TextReadingComponent
 
+DEVICES = ("auto", "cpu", "cuda")  # as prodcat.models.torch_utils.DEVICES (not imported: it imports torch)
+
 # Set by the component from the predictor, never by a preset.
 _MANAGED_PARAMS = ("seed", "time_limit", "progress")
 
@@ -40,6 +42,17 @@ class DeepTextSpec(ComponentSpec):
         for key in self.params:
             check(key in allowed, f"params.{key}",
                   f"not a parameter of {self.model!r}; choose from {', '.join(sorted(allowed))}")
+        device = self.params.get("device", "auto")
+        check(device in DEVICES or (isinstance(device, str) and device.startswith("cuda:")), "params.device",
+              f"must be one of {', '.join(DEVICES)}, got {device!r}")
+        if self.params.get("backbone") is not None:
+            from prodcat.errors import ModelError
+            from prodcat.models.transformer import resolve_backbone
+
+            try:
+                resolve_backbone(self.params["backbone"])
+            except (ModelError, TypeError) as error:
+                check(False, "params.backbone", str(error))
 
 
 @register_component("deep_text")
