@@ -116,6 +116,19 @@ def load_encoder(path: str | None = None) -> Any:
             hf_logging.enable_progress_bar()
 
 
+def encoder_from_folder(path: str) -> Any:
+    """An untrained encoder shaped by the ``config.json`` of the local checkpoint folder ``path``
+    (the fitted weights are loaded into it afterwards); no remote code."""
+    _offline()
+    from transformers import AutoConfig, AutoModel
+
+    try:
+        config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+        return AutoModel.from_config(config, trust_remote_code=False)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"cannot read the model configuration in {path}: {exc}") from exc
+
+
 def _bert_like(encoder: Any) -> bool:
     """True when the encoder has BERT's layout (``embeddings``, ``encoder.layer``), which the
     frozen-bottom split of :class:`~prodcat.models.torch_utils.MeanPoolClassifier` needs."""
@@ -346,6 +359,8 @@ class TransformerTextClassifier(TorchTextClassifier):
         return tu.MeanPoolClassifier(encoder, len(self.classes_), self.dropout)
 
     def _new_net(self) -> Any:
+        if getattr(self, "backbone_path_", None) is not None:  # the user's checkpoint: its own config.json
+            return self._wrap(encoder_from_folder(self._backbone_folder()))
         _offline()
         from transformers import AutoConfig, AutoModel
 
