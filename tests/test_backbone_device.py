@@ -106,13 +106,17 @@ def test_default_fit_keeps_no_path(no_network):
     assert model.backbone_path_ is None  # the bundled MiniLM: found again wherever prodcat is installed
 
 
-def test_component_spec_checks_the_backbone(checkpoint):
+def test_a_preset_parameter_names_the_backbone(checkpoint):
     spec = DeepTextSpec(name="minilm", model="minilm", params={"backbone": str(checkpoint)})
     assert spec.params["backbone"] == str(checkpoint)
-    with pytest.raises(SpecError, match="never downloads"):
-        DeepTextSpec(name="minilm", model="minilm", params={"backbone": "camembert-base"})
+    with pytest.raises(SpecError, match="params.backbone"):
+        DeepTextSpec(name="minilm", model="minilm", params={"backbone": 3})
     with pytest.raises(SpecError, match="params.backbone"):
         DeepTextSpec(name="t", model="neural_simple", params={"backbone": str(checkpoint)})
+    recipe = {"name": "mine", "components": [{"name": "t", "kind": "deep_text", "model": "minilm",
+                                              "params": {"backbone": "camembert-base"}}]}
+    with pytest.raises(ModelError, match="never downloads"):  # refused before training
+        ProductClassifier(recipe).resolved_spec()
 
 
 def test_predictor_sets_the_backbone_of_transformer_components(checkpoint, tmp_path, monkeypatch):

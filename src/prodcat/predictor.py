@@ -173,6 +173,11 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         if self.text_backbone is not None and not any("backbone" in torch_params(c) for c in components):
             raise ModelError(f"a text backbone needs a transformer component, and preset {spec.name!r} has none: "
                              "add --text-model minilm (or use --preset best)")
+        for c in components:  # a hub name or a folder without a model: refused before any training
+            if getattr(c, "params", {}).get("backbone") is not None:
+                from prodcat.models.transformer import resolve_backbone
+
+                resolve_backbone(c.params["backbone"])
         if self.device is not None:
             from prodcat.models.torch_utils import resolve_device
 

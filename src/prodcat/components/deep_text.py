@@ -45,14 +45,9 @@ class DeepTextSpec(ComponentSpec):
         device = self.params.get("device", "auto")
         check(device in DEVICES or (isinstance(device, str) and device.startswith("cuda:")), "params.device",
               f"must be one of {', '.join(DEVICES)}, got {device!r}")
-        if self.params.get("backbone") is not None:
-            from prodcat.errors import ModelError
-            from prodcat.models.transformer import resolve_backbone
-
-            try:
-                resolve_backbone(self.params["backbone"])
-            except (ModelError, TypeError) as error:
-                check(False, "params.backbone", str(error))
+        backbone = self.params.get("backbone")
+        check(backbone is None or (isinstance(backbone, str) and backbone != ""), "params.backbone",
+              f"must be the path of a local checkpoint folder, got {backbone!r}")  # checked on disk by fit
 
 
 @register_component("deep_text")
