@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -28,7 +29,7 @@ from threadpoolctl import ThreadpoolController
 
 from prodcat import bundle
 from prodcat.components import Component, Inputs
-from prodcat.errors import DataError
+from prodcat.errors import DataError, ModelError
 from prodcat.evaluation import Evaluation, evaluate_predictions
 from prodcat.inputs import as_products, read_inputs
 from prodcat.models.fusion import fuse
@@ -116,6 +117,9 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
     backbone: override the image backbone (``"lite0"``, ``"lite1"`` or ``"lite2"``).
     fusion: override the fusion method (``"auto"``: the fuser with the lowest out-of-fold log-loss;
         ``"classwise"``, ``"stack"`` or ``"blend"``; see :func:`prodcat.models.fusion.choose_fuser`).
+    text_backbone: the folder of a local Hugging Face checkpoint fine-tuned by the transformer
+        components (``minilm``) instead of the bundled MiniLM; never a hub name (prodcat never downloads).
+    device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"`` for every torch component.
     time_limit: seconds for the whole fit; each component gets its ``budget`` share of it.
     cache_dir: image embedding cache (default: the user cache dir or ``$PRODCAT_CACHE_DIR``).
     """
@@ -128,6 +132,8 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         image_model: str | None = None,
         backbone: str | None = None,
         fusion: str | None = None,
+        text_backbone: str | None = None,
+        device: str | None = None,
         time_limit: float | None = None,
         cache_dir: str | None = None,
         seed: int = 42,
@@ -138,6 +144,8 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         self.image_model = image_model
         self.backbone = backbone
         self.fusion = fusion
+        self.text_backbone = text_backbone
+        self.device = device
         self.time_limit = time_limit
         self.cache_dir = cache_dir
         self.seed = seed
@@ -146,7 +154,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
     # -- configuration --------------------------------------------------------------------
     def resolved_spec(self) -> PresetSpec:
         """The preset, validated, with this object's overrides applied."""
-        from prodcat.components import image_component_spec, text_component_spec
+        from prodcat.components import SpecError, image_component_spec, text_component_spec, torch_params
 
         spec = load_preset(self.preset)
         components = []
@@ -155,13 +163,39 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
                 c = text_component_spec(c.name, self.text_model, budget=c.budget)
             if c.name == "image" and self.image_model is not None:
                 c = image_component_spec(c.name, self.image_model, budget=c.budget)
+            overrides = {key: value for key, value in (("backbone", self._backbone_folder()), ("device", self.device))
+                         if value is not None and key in torch_params(c)}
+            if overrides:
+                try:
+                    c = replace(c, params={**c.params, **overrides})
+                except SpecError as error:
+                    raise ModelError(str(error)) from None
             components.append(c)
+        if self.text_backbone is not None and not any("backbone" in torch_params(c) for c in components):
+            raise ModelError(f"a text backbone needs a transformer component, and preset {spec.name!r} has none: "
+                             "add --text-model minilm (or use --preset best)")
+        for c in components:  # a hub name or a folder without a model: refused before any training
+            if getattr(c, "params", {}).get("backbone") is not None:
+                from prodcat.models.transformer import resolve_backbone
+
+                resolve_backbone(c.params["backbone"])
+        if self.device is not None:
+            from prodcat.models.torch_utils import resolve_device
+
+            resolve_device(self.device)  # "cuda" without a GPU: refused before any training
         spec = replace(spec, components=tuple(components))
         if self.backbone is not None and spec.backbone:
             spec = replace(spec, backbone=self.backbone)
         if self.fusion is not None and spec.fusion is not None:
             spec = replace(spec, fusion=replace(spec.fusion, method=self.fusion))
         return spec
+
+    def _backbone_folder(self) -> str | None:
+        """``text_backbone`` made absolute when it is a folder (so the bundle finds it from anywhere)."""
+        if self.text_backbone is None:
+            return None
+        path = os.fspath(self.text_backbone)
+        return os.path.abspath(path) if os.path.isdir(path) else path
 
     def _log(self, message: str) -> None:
         if self.progress:

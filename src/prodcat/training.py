@@ -141,12 +141,13 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
                    text_model: str | None = None, valid_size: float = 0.1, seed: int = 42,
                    cache_dir: str | None = None, runs_root: str | Path = "runs", run_name: str | None = None,
                    mlflow_uri: str | None = None, time_limit: float | None = None, fusion: str | None = None,
-                   progress: bool = True,
+                   text_backbone: str | None = None, device: str | None = None, progress: bool = True,
                    report: bool = True) -> TrainResult:
     """Hold out ``valid_size`` (stratified), fit the preset, evaluate, and save a run folder.
 
     The run folder (under ``runs_root``) gets config.json, metrics.json, validation/ and model/;
     ``out``, when given, receives a copy of the model bundle.
+    ``text_backbone`` and ``device`` are :class:`~prodcat.predictor.ProductClassifier`'s.
     """
     from prodcat.runs import log_to_mlflow, new_run_dir, write_run_files
 
@@ -161,7 +162,7 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
     y = dataset.y.to_numpy()
     split = stratified_split(y, valid_size=valid_size, test_size=0.0, seed=seed)
     model = ProductClassifier(preset, text_model=text_model, cache_dir=cache_dir, seed=seed, progress=progress,
-                              time_limit=time_limit, fusion=fusion)
+                              time_limit=time_limit, fusion=fusion, text_backbone=text_backbone, device=device)
     from prodcat.safe_bundle import check_savable
 
     check_savable(model.resolved_spec(), f"preset {preset!r}")  # before training, not after
