@@ -37,6 +37,7 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     # prodcat's own models (attributes only; their code is the installed prodcat)
     "prodcat.models.text.TextClassifier",
     "prodcat.models.text._SoftmaxScores",
+    "prodcat.models.text_stack.StackedTextClassifier",
     "prodcat.models.hierarchical.HierarchicalTextClassifier",
     "prodcat.models.image.ImageEmbeddingClassifier",
     "prodcat.models.image.PixelHistogramClassifier",
@@ -44,6 +45,9 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     "prodcat.models.fusion.BlendFuser",
     "prodcat.models.fusion._Stack",
     "prodcat.models.fusion._Blend",
+    "prodcat.models.fusion.ClasswiseFuser",
+    "prodcat.models.fusion._Classwise",
+    "prodcat.models.fusion.GuardedFuser",
     # torch-based models: their weights are NumPy arrays (``weights_``); networks, tokenizers and
     # encoders are caches rebuilt from the installed packages, never stored (see models/deep_base.py)
     "prodcat.models.deep_text.NeuralTfidfClassifier",
