@@ -1,0 +1,45 @@
+"""The local engine (default): this process, one chunk at a time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterable, Sequence, TypeVar
+
+from prodcat.engines.base import DEFAULT_CHUNK_ROWS, Engine, PredictStats, Timer, add_review
+from prodcat.engines.batch import BatchPredictor, OutputSpec
+from prodcat.engines.sink import ShardedOutput
+from prodcat.engines.source import ProductSource, read_chunks
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class LocalEngine(Engine):
+    """Runs everything in this process; memory holds the model and one chunk."""
+
+    name = "local"
+
+    def __init__(self, model: object = None) -> None:
+        self.model = model  # an already loaded ProductClassifier, to avoid loading the bundle twice
+
+    def predict(self, model_dir: str | Path, source: ProductSource, out: str | Path, *,
+                output: OutputSpec = OutputSpec(), chunk_rows: int = DEFAULT_CHUNK_ROWS) -> PredictStats:
+        timer = Timer()
+        predictor = BatchPredictor(str(model_dir), source, output, model=self.model)
+        n_review = None
+        with ShardedOutput(out) as sink:
+            for raw in read_chunks(source, chunk_rows):
+                rows, _ = predictor.predict(raw, first_row=sink.rows)
+                sink.write(rows)
+                n_review = add_review(n_review, rows)
+            path = sink.finish()
+            return PredictStats(path, sink.rows, n_review, len(sink.shards), timer.seconds, self.name)
+
+    def embed(self, paths: Sequence[str], *, cache_dir: str | None = None, backbone: str = "lite0",
+              workers: int | None = None):
+        from prodcat.image.embed import ImageEmbedder
+
+        return ImageEmbedder(backbone, cache_dir=cache_dir, workers=workers).run(paths)
+
+    def map(self, fn: Callable[[T], R], tasks: Iterable[T]) -> list[R]:
+        return [fn(task) for task in tasks]
