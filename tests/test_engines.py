@@ -151,6 +151,9 @@ def ray_engine():
     from prodcat.engines.ray_engine import RayEngine
 
     engine = RayEngine(workers=2)  # a local runtime with 2 CPUs, started once for these tests
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
     yield engine
     engine.close()
     import ray
@@ -179,9 +182,11 @@ def test_ray_errors_come_back_as_prodcat_errors(ray_engine, demo, bundle: Path, 
     x.iloc[3, x.columns.get_loc("description")] = ""
     bad = tmp_path / "bad.csv"
     x.to_csv(bad)
-    with pytest.raises(DataError, match="no text and no image"):
+    with pytest.raises(ProdcatError, match="1 product.* have no text and no image"):
         ray_engine.predict(bundle, ProductSource(str(bad)), tmp_path / "sub.csv")
     assert list(tmp_path.iterdir()) == [bad]
+    with pytest.raises(ProdcatError, match="task 3 is bad"):
+        ray_engine.map(_fail_on_three, range(5))
 
 
 def test_ray_map_keeps_task_order(ray_engine) -> None:
@@ -190,3 +195,9 @@ def test_ray_map_keeps_task_order(ray_engine) -> None:
 
 def _square(value: int) -> int:
     return value * value
+
+
+def _fail_on_three(value: int) -> int:
+    if value == 3:
+        raise DataError("task 3 is bad")
+    return value

@@ -14,9 +14,13 @@ from typing import Any
 import pandas as pd
 
 from prodcat.engines.source import ProductSource, to_products
+from prodcat.errors import ProdcatError
 
 #: Output column that carries the file's own row index between a Ray actor and the driver.
 INDEX_FIELD = "__index__"
+#: Output column of a batch that failed: the :class:`~prodcat.errors.ProdcatError` message, for the driver to raise
+#: (Ray Data passes on the text of a worker's exception, not the exception).
+ERROR_FIELD = "__error__"
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,12 @@ class BatchPredictor:
         return rows, own_index
 
     def __call__(self, raw: pd.DataFrame) -> pd.DataFrame:
-        """Ray's ``map_batches`` entry: rows with the file's index in :data:`INDEX_FIELD` (when it has one)."""
-        rows, own_index = self.predict(raw)
+        """Ray's ``map_batches`` entry: rows with the file's index in :data:`INDEX_FIELD` (when it has one), or
+        one row with the message of a bad input in :data:`ERROR_FIELD`."""
+        try:
+            rows, own_index = self.predict(raw)
+        except ProdcatError as error:
+            return pd.DataFrame({ERROR_FIELD: [str(error)]})
         index = rows.index.to_numpy()
         rows = rows.reset_index(drop=True)
         if own_index:

@@ -18,10 +18,11 @@ import numpy as np
 import pandas as pd
 
 from prodcat.engines.base import DEFAULT_CHUNK_ROWS, Engine, PredictStats, Timer, add_review
-from prodcat.engines.batch import INDEX_FIELD, BatchPredictor, OutputSpec
+from prodcat.engines.batch import ERROR_FIELD, INDEX_FIELD, BatchPredictor, OutputSpec
 from prodcat.engines.sink import ShardedOutput
 from prodcat.engines.source import ProductSource
 from prodcat.errors import ProdcatError
+from prodcat.image.embed import EmbedStats
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -69,11 +70,15 @@ class _EmbedBatch:
         self.embedder = ImageEmbedder(backbone, cache_dir=cache_dir, workers=0, progress=False)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        stats = self.embedder.run([str(p) for p in batch["path"]])
+        try:
+            stats = self.embedder.run([str(p) for p in batch["path"]])
+            error = ""
+        except ProdcatError as failure:  # e.g. a damaged cache: the driver raises it
+            stats, error = EmbedStats(0, 0, 0, 0, 0.0, 0.0), str(failure)
         failures = "\n".join(f"{path}\t{reason}" for path, reason in stats.failures)
         return {"n_images": np.array([stats.n_images]), "n_computed": np.array([stats.n_computed]),
                 "n_cached": np.array([stats.n_cached]), "n_failed": np.array([stats.n_failed]),
-                "failures": np.array([failures], dtype=object)}
+                "failures": np.array([failures], dtype=object), ERROR_FIELD: np.array([error], dtype=object)}
 
 
 class RayEngine(Engine):
@@ -98,6 +103,8 @@ class RayEngine(Engine):
 
     def _init(self, address: str | None, workers: int | None) -> None:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never report usage over the network
+        # the notice that a local runtime uses token authentication (it does; nothing to act on)
+        logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
         options: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                                        configure_logging=False)
         try:
@@ -149,6 +156,8 @@ class RayEngine(Engine):
         with ShardedOutput(out) as sink:
             try:
                 for rows in predicted.iter_batches(batch_format="pandas", batch_size=None):
+                    if ERROR_FIELD in rows.columns:
+                        raise ProdcatError(str(rows[ERROR_FIELD].iloc[0]))
                     if INDEX_FIELD in rows.columns:
                         rows = rows.set_index(INDEX_FIELD)
                     else:
@@ -162,7 +171,7 @@ class RayEngine(Engine):
 
     def embed(self, paths: Sequence[str], *, cache_dir: str | None = None, backbone: str = "lite0",
               workers: int | None = None):
-        from prodcat.image.embed import EmbedStats, ImageEmbedder
+        from prodcat.image.embed import ImageEmbedder
 
         timer = Timer()
         cache_dir = None if cache_dir is None else str(Path(cache_dir).resolve())
@@ -175,6 +184,9 @@ class RayEngine(Engine):
         failures: list[tuple[str, str]] = []
         try:
             for part in parts.iter_batches(batch_format="numpy", batch_size=None):
+                for message in part[ERROR_FIELD]:
+                    if message:
+                        raise ProdcatError(str(message))
                 for key in totals:
                     totals[key] += int(part[key].sum())
                 for text in part["failures"]:
