@@ -201,3 +201,20 @@ def _fail_on_three(value: int) -> int:
     if value == 3:
         raise DataError("task 3 is bad")
     return value
+
+
+def test_ray_embed_fills_the_cache_the_local_engine_reads(ray_engine, tmp_path_factory, tmp_path: Path,
+                                                           capsys) -> None:
+    pytest.importorskip("onnxruntime")
+    from test_image_embed import product_photo
+
+    cache = tmp_path_factory.getbasetemp() / "prodcat-image-models"  # the session's backbone export, reused
+    folder = tmp_path / "images"
+    folder.mkdir()
+    photos = [str(product_photo(folder / f"image_{i}_product_{i}.jpg", i)) for i in range(4)]
+    (folder / "image_9_product_9.jpg").write_bytes(b"not a jpeg")
+    assert main(["embed", "--images", str(folder), "--cache", str(cache), "--engine", "ray", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "5 images: 4 computed, 0 from cache, 1 failed" in out and "image_9_product_9.jpg" in out
+    again = LocalEngine().embed(photos, cache_dir=str(cache))
+    assert (again.n_cached, again.n_computed) == (4, 0)
