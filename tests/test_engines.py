@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -59,6 +61,9 @@ def test_local_chunks_equal_whole_file(demo, bundle: Path, whole, tmp_path: Path
     assert (tmp_path / "sub.csv").read_text().splitlines()[0] == ",prdtypecode"
     pd.testing.assert_series_equal(submission, codes.rename("prdtypecode"), check_names=False)
     assert [p.name for p in tmp_path.iterdir()] == ["sub.csv"]  # shards removed
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(stats.path.stat().st_mode) == 0o666 & ~umask  # not the 0600 of a temporary file
 
 
 def test_parquet_input_and_table_equal_whole_file(demo, bundle: Path, whole, tmp_path: Path) -> None:
@@ -191,10 +196,17 @@ def test_ray_errors_come_back_as_prodcat_errors(ray_engine, demo, bundle: Path, 
 
 def test_ray_map_keeps_task_order(ray_engine) -> None:
     assert ray_engine.map(_square, range(6)) == LocalEngine().map(_square, range(6)) == [0, 1, 4, 9, 16, 25]
+    shared = np.arange(10.0)
+    assert ray_engine.map(_sum_of, [(0, 5), (5, 10), (2, 3)], shared) == \
+        LocalEngine().map(_sum_of, [(0, 5), (5, 10), (2, 3)], shared) == [10.0, 35.0, 2.0]
 
 
 def _square(value: int) -> int:
     return value * value
+
+
+def _sum_of(bounds: tuple[int, int], values: np.ndarray) -> float:
+    return float(values[bounds[0]:bounds[1]].sum())
 
 
 def _fail_on_three(value: int) -> int:

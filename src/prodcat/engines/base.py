@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Callable, Iterable, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import pandas as pd
 
@@ -15,6 +15,9 @@ from prodcat.engines.source import ProductSource
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+#: ``shared`` left out of :meth:`Engine.map`.
+NOTHING: Any = object()
 
 #: Rows per chunk the local engine reads and predicts at once (tens of MB of text).
 DEFAULT_CHUNK_ROWS = 20_000
@@ -73,8 +76,11 @@ class Engine:
         """Fill the embedding cache for ``paths``; returns :class:`~prodcat.image.embed.EmbedStats`."""
         raise NotImplementedError
 
-    def map(self, fn: Callable[[T], R], tasks: Iterable[T]) -> list[R]:
-        """``[fn(task) for task in tasks]``, possibly in parallel; results in task order."""
+    def map(self, fn: Callable[..., R], tasks: Iterable[T], shared: Any = NOTHING) -> list[R]:
+        """``[fn(task) for task in tasks]`` (``fn(task, shared)`` when ``shared`` is given), possibly in
+        parallel; results in task order. ``shared`` (e.g. the training inputs of every fold fit) is
+        sent to the workers once, not with each task; ``fn`` must be picklable (a module-level function,
+        or a closure over small objects) for Ray."""
         raise NotImplementedError
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterable, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
-from prodcat.engines.base import DEFAULT_CHUNK_ROWS, Engine, PredictStats, Timer, add_review
+from prodcat.engines.base import DEFAULT_CHUNK_ROWS, NOTHING, Engine, PredictStats, Timer, add_review
 from prodcat.engines.batch import BatchPredictor, OutputSpec
 from prodcat.engines.sink import ShardedOutput
 from prodcat.engines.source import ProductSource, read_chunks
@@ -41,5 +41,5 @@ class LocalEngine(Engine):
 
         return ImageEmbedder(backbone, cache_dir=cache_dir, workers=workers).run(paths)
 
-    def map(self, fn: Callable[[T], R], tasks: Iterable[T]) -> list[R]:
-        return [fn(task) for task in tasks]
+    def map(self, fn: Callable[..., R], tasks: Iterable[T], shared: Any = NOTHING) -> list[R]:
+        return [fn(task) if shared is NOTHING else fn(task, shared) for task in tasks]

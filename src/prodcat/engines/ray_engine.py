@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Sequence, TypeVar
 import numpy as np
 import pandas as pd
 
-from prodcat.engines.base import DEFAULT_CHUNK_ROWS, Engine, PredictStats, Timer, add_review
+from prodcat.engines.base import DEFAULT_CHUNK_ROWS, NOTHING, Engine, PredictStats, Timer, add_review
 from prodcat.engines.batch import ERROR_FIELD, INDEX_FIELD, BatchPredictor, OutputSpec
 from prodcat.engines.sink import ShardedOutput
 from prodcat.engines.source import ProductSource
@@ -197,9 +197,13 @@ class RayEngine(Engine):
         return EmbedStats(**totals, seconds=seconds, images_per_second=totals["n_images"] / seconds if seconds else 0.0,
                           failures=failures)
 
-    def map(self, fn: Callable[[T], R], tasks: Iterable[T]) -> list[R]:
+    def map(self, fn: Callable[..., R], tasks: Iterable[T], shared: Any = NOTHING) -> list[R]:
         remote = self.ray.remote(num_cpus=1)(fn)
-        refs = [remote.remote(task) for task in tasks]
+        if shared is NOTHING:
+            refs = [remote.remote(task) for task in tasks]
+        else:
+            stored = self.ray.put(shared)  # once in the object store; each task gets it as an argument
+            refs = [remote.remote(task, stored) for task in tasks]
         try:
             return self.ray.get(refs)
         except Exception as error:

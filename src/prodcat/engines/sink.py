@@ -65,8 +65,15 @@ class ShardedOutput:
                 for shard in self.shards:
                     with open(shard, "rb") as part:
                         shutil.copyfileobj(part, stream, 1 << 20)
+            os.chmod(tmp, 0o666 & ~_umask())  # as a plain open() would have made it
             os.replace(tmp, self.path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
         return self.path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
