@@ -10,7 +10,8 @@ import pytest
 
 from prodcat.data.io import load_official
 from prodcat.data.sample import make_demo_dataset
-from prodcat.models.fusion import BlendFuser, StackingFuser, out_of_fold
+from prodcat.models.fusion import BlendFuser, StackingFuser
+from prodcat.plan import out_of_fold
 from prodcat.predictor import ProductClassifier
 
 CLASSES = np.array([10, 40, 50])
@@ -108,11 +109,10 @@ def test_balanced_leaderboard_lists_components_and_fusions(balanced, demo_images
 def test_balanced_falls_back_to_text_without_images(balanced, demo_images) -> None:
     _, test, _ = demo_images
     without = test.X.assign(image_path=None)
-    modalities, has_image = balanced.modality_proba(without)
-    assert not has_image.any()
+    assert not balanced.component_proba(without).has_image.any()
     proba = balanced.predict_proba(without)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
-    assert set(balanced.explain(without.head(2))[0].modalities) == {"text"}
+    assert set(balanced.explain(without.head(2))[0].components) == {"text"}
 
 
 def test_image_bytes_match_image_files(balanced, demo_images) -> None:
@@ -126,8 +126,7 @@ def test_image_bytes_match_image_files(balanced, demo_images) -> None:
 def test_bad_image_bytes_fall_back_to_text(balanced, demo_images) -> None:
     _, test, _ = demo_images
     rows = test.X.head(2).assign(image_path=None, image_bytes=[b"not an image", None])
-    modalities, has_image = balanced.modality_proba(rows)
-    assert not has_image.any()
+    assert not balanced.component_proba(rows).has_image.any()
 
 
 def test_balanced_round_trips_through_a_bundle(balanced, demo_images, tmp_path: Path) -> None:
@@ -162,7 +161,7 @@ def test_early_fusion_uses_both_modalities_and_pickles(tmp_path: Path) -> None:
                ).astype(np.float32)
     has_image = table["has_image"].to_numpy()
     train = (table["split"] == "train").to_numpy()
-    model = EarlyFusionClassifier(text_dim=32, hidden=64, epochs=5, seed=0).fit(
+    model = EarlyFusionClassifier(text_dim=32, hidden_size=64, epochs=5, seed=0).fit(
         table[train], table["prdtypecode"][train], vectors=vectors[train], has_image=has_image[train])
     proba = model.predict_proba(table[~train], vectors=vectors[~train], has_image=has_image[~train])
     assert proba.shape == (int((~train).sum()), len(model.classes_))
@@ -191,28 +190,29 @@ def test_hierarchical_predicts_through_groups() -> None:
 
 
 def test_holdout_fusion_refits_only_the_named_components(demo_images, monkeypatch) -> None:
-    import prodcat.components as comp
     from prodcat import presets
+    from prodcat.components import ImageHeadComponent, TfidfTextComponent
+    from prodcat.data.split import validation_split
 
     train, test, cache = demo_images
     monkeypatch.setitem(presets.PRESETS, "holdout_refit", {
         "description": "test preset", "backbone": "lite0",
         "components": [{"name": "text", "kind": "text", "model": "linear"},
                        {"name": "image", "kind": "image", "model": "logreg"}],
-        "fusion": {"kind": "stack", "folds": 0, "holdout": 0.25, "refit": ["text"]},
+        "fusion": {"method": "stack", "folds": 0, "holdout": 0.25, "refit": ["text"]},
     })
     calls: list[tuple[str, int]] = []
-    real_fit = comp.fit
+    for component_class in (TfidfTextComponent, ImageHeadComponent):
+        def spy(self, inputs, y, *, time_limit=None, real=component_class.fit):
+            calls.append((self.name, len(y)))
+            return real(self, inputs, y, time_limit=time_limit)
 
-    def spy(entry, estimator, inputs, y):
-        calls.append((entry["name"], len(y)))
-        return real_fit(entry, estimator, inputs, y)
-
-    monkeypatch.setattr(comp, "fit", spy)
+        monkeypatch.setattr(component_class, "fit", spy)
     model = ProductClassifier("holdout_refit", cache_dir=cache, progress=False).fit(train.X, train.y)
-    n, part = len(train.y), len(train.y) - round(0.25 * len(train.y))
+    n, part = len(train.y), len(validation_split(train.y, 0.25, seed=42)[0])
+    assert 0.7 * n < part < 0.8 * n
     assert calls == [("text", part), ("image", part), ("text", n)]
-    assert model.fuser_ is not None
+    assert len(model.component_names) == 2
     board = model.leaderboard(test.X, test.y)
     assert board.loc[board["model"] == "fusion: stack", "modality"].item() == "text+image"
 
@@ -221,7 +221,7 @@ def test_holdout_fusion_refits_only_the_named_components(demo_images, monkeypatc
 def test_best_preset_trains_every_component_within_its_budget(demo_images) -> None:
     train, test, cache = demo_images
     model = ProductClassifier("best", cache_dir=cache, time_limit=60, progress=False).fit(train.X, train.y)
-    assert set(model.components_) == {"text", "neural_simple", "minilm", "use", "image", "early_fusion"}
+    assert set(model.component_names) == {"text", "neural_simple", "minilm", "use", "image", "early_fusion"}
     assert model.fit_seconds_ < 60 + 90  # budgets bound the deep components; TF-IDF and image heads are quick
     board = model.leaderboard(test.X, test.y)
     stack = board.loc[board["model"] == "fusion: stack", "weighted_f1"].item()

@@ -10,6 +10,7 @@ import joblib
 import numpy as np
 import pytest
 
+from prodcat.data.split import validation_split
 from prodcat.data.sample import build_demo_table
 from prodcat.models.deep_text import (
     DEEP_TEXT_MODELS,
@@ -308,13 +309,13 @@ def test_schedule_warms_up_then_decays_to_zero():
 
 def test_validation_split_is_stratified_and_keeps_singletons_in_training():
     codes = np.array([0] * 50 + [1] * 20 + [2])
-    train, valid = tu.validation_split(codes, 0.1, seed=0)
+    train, valid = validation_split(codes, 0.1, seed=0)
     assert sorted(np.concatenate([train, valid]).tolist()) == list(range(len(codes)))
     assert np.bincount(codes[valid], minlength=3).tolist() == [5, 2, 0]
     assert 70 in train
-    again = tu.validation_split(codes, 0.1, seed=0)[1]
+    again = validation_split(codes, 0.1, seed=0)[1]
     np.testing.assert_array_equal(valid, again)
-    assert len(tu.validation_split(codes, 0.1, seed=0, max_size=3)[1]) == 3
+    assert len(validation_split(codes, 0.1, seed=0, max_size=3)[1]) == 3
 
 
 def test_time_budget_and_bad_inputs(demo):

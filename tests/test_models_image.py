@@ -43,7 +43,7 @@ def test_embedding_head_is_a_proper_estimator():
     assert model.fit(X, y) is model and model.n_features_in_ == 64
     with pytest.raises(ValueError, match="features"):
         model.predict(X[:, :10])
-    with pytest.raises(ValueError, match="kind"):
+    with pytest.raises(ValueError, match="head"):
         ImageEmbeddingClassifier("svm").fit(X, y)
 
 

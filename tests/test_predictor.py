@@ -93,7 +93,7 @@ def test_explain_gives_names_and_words(fitted) -> None:
     assert len(prediction.top) == 5
     code, name, probability = prediction.top[0]
     assert isinstance(name, str) and 0 < probability <= 1
-    assert "text" in prediction.modalities
+    assert "text" in prediction.components
     assert prediction.words and all(weight > 0 for _, weight in prediction.words)
 
 
@@ -116,3 +116,34 @@ def test_seed_baselines_selectable(split, model_name: str) -> None:
     train, test = split
     model = ProductClassifier(text_model=model_name, progress=False).fit(train, train["prdtypecode"])
     assert model.evaluate(test, test["prdtypecode"]).weighted_f1 > 0.2
+
+
+def test_bundles_written_before_typed_specs_still_load(fitted, split, tmp_path: Path) -> None:
+    from prodcat.bundle import upgrade_spec
+
+    _, test = split
+    fitted.save(tmp_path / "bundle")
+    manifest_path = tmp_path / "bundle" / "prodcat.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["spec"] = {"description": "old", "components": [{"name": "text", "kind": "text", "model": "linear"}],
+                        "backbone": None, "fusion": None}  # as format 1 wrote it before typed specs
+    manifest_path.write_text(json.dumps(manifest))
+    loaded = ProductClassifier.load(tmp_path / "bundle")
+    np.testing.assert_allclose(loaded.predict_proba(test), fitted.predict_proba(test))
+    assert loaded.spec.name == "fast"
+    old = {"components": [{"name": "minilm", "kind": "text", "model": "minilm"},
+                          {"name": "image", "kind": "image", "model": "pixels"}],
+           "fusion": {"kind": "blend", "folds": 5}}
+    assert upgrade_spec(old) == {"components": [{"name": "minilm", "kind": "deep_text", "model": "minilm"},
+                                                {"name": "image", "kind": "pixels"}],
+                                 "fusion": {"method": "blend", "folds": 5}}
+
+
+def test_load_refuses_a_recipe_it_does_not_understand(fitted, tmp_path: Path) -> None:
+    fitted.save(tmp_path / "bundle")
+    manifest_path = tmp_path / "bundle" / "prodcat.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["spec"]["components"][0]["kind"] = "gone"
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="recipe is not understood.*retrain it with `prodcat train`"):
+        ProductClassifier.load(tmp_path / "bundle")

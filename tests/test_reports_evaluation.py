@@ -59,7 +59,7 @@ def full_report(sample, tmp_path_factory):
     text_ev = evaluate_predictions(y, np.where(np.arange(len(y)) % 5 == 0, 10, pred), classes=codes)
     path = write_evaluation_report(
         folder / "out", ev, y_true=y, y_pred=pred, proba=proba, classes=codes, products=products,
-        modalities={"text": text_ev, "fusion": ev}, model_info={"preset": "fast"},
+        components={"text": text_ev, "fusion": ev}, model_info={"preset": "fast"},
     )
     return path, text_ev
 
@@ -72,7 +72,7 @@ def test_report_holds_sections_numbers_and_pngs(full_report, sample):
     for png in ("confusion_matrix.png", "reliability.png", "coverage.png"):
         data = (path.parent / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    for section in ("Headline metrics", "Per modality", "Per class", "Most confused pairs", "Misclassified products",
+    for section in ("Headline metrics", "Per component", "Per class", "Most confused pairs", "Misclassified products",
                     "Calibration", "Coverage with human review"):
         assert section in html
     assert f"{ev.weighted_f1:.4f}" in html and f"{ev.macro_f1:.4f}" in html and f"{ev.accuracy:.4f}" in html

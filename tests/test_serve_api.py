@@ -105,11 +105,12 @@ def test_model_endpoint_reports_versions_fingerprint_metrics_and_limits(client, 
     info = client.get("/v1/model").json()
     assert info["fingerprint"] == model.fingerprint_ and len(info["fingerprint"]) == 64
     assert info["training"]["n"] == 540
-    assert info["saved_with"]["scikit-learn"] == model.manifest_["versions"]["scikit-learn"]
+    assert info["saved_with"]["scikit-learn"] == model.manifest["versions"]["scikit-learn"]
     assert info["preset"] == "fast" and info["components"] == ["text"] and info["accepts_images"] is False
     assert info["n_classes"] == len(model.classes_)
     assert info["limits"] == {"max_batch": MAX_BATCH, "max_image_bytes": MAX_IMAGE, "max_body_bytes": MAX_BODY,
-                              "max_top_k": 27}
+                              "max_top_k": 27, "max_image_pixels": 16_000_000, "max_concurrent_decodes": 2,
+                              "body_timeout_s": 60.0}
 
 
 def test_model_endpoint_survives_non_finite_metrics(model_dir) -> None:

@@ -38,7 +38,7 @@ def cache_dir(demo) -> Path:
 def fused_dir(demo, cache_dir) -> Path:
     root, train, _ = demo
     model = ProductClassifier("balanced", cache_dir=str(cache_dir), progress=False).fit(train.X, train.y.to_numpy())
-    assert set(model.components_) == {"text", "image"}
+    assert set(model.component_names) == {"text", "image"}
     return model.save(root / "balanced")
 
 

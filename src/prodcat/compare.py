@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from prodcat.components import text_model_names
@@ -58,6 +59,10 @@ def compare_models(dataset: Dataset, names: list[str], *, test_size: float = 0.2
     split = stratified_split(y, valid_size=0.0, test_size=test_size, seed=seed)
     train_X, train_y = dataset.X.iloc[split.train], y[split.train]
     test_X, test_y = dataset.X.iloc[split.test], y[split.test]
+    if len(test_y) == 0 or len(np.unique(train_y)) < 2:
+        raise ProdcatError(f"comparing models needs a training part with at least two product codes and a "
+                           f"non-empty test part; {len(y)} labelled products with --test-size {test_size} give "
+                           f"{len(train_y)} to train on and {len(test_y)} to test on")
     rows = []
     for name in names:
         if echo:
@@ -70,21 +75,16 @@ def compare_models(dataset: Dataset, names: list[str], *, test_size: float = 0.2
         predicted = model.predict(test_X)
         predict_ms = (time.perf_counter() - started) / max(len(test_y), 1) * 1e6
         e = evaluate_predictions(test_y, predicted, classes=model.classes_)
-        modality = "+".join(sorted({_modality(entry) for entry in model.spec_["components"]
-                                    if entry["name"] in model.components_}))
+        modality = "+".join(sorted(set(model.component_reads.values())))
         rows.append({"model": name, "modality": modality, "weighted_f1": e.weighted_f1, "macro_f1": e.macro_f1,
                      "accuracy": e.accuracy, "fit_s": fit_seconds, "predict_ms_per_1000": predict_ms})
-        if len(model.components_) > 1:
+        if len(model.component_names) > 1:
             board = model.leaderboard(test_X, test_y)
             board["model"] = name + " / " + board["model"]
             rows.extend(board[COLUMNS].to_dict("records"))
         if echo:
             echo(f"  {name}: weighted F1 {e.weighted_f1:.4f} (fit {fit_seconds:.1f} s)")
     return pd.DataFrame(rows, columns=COLUMNS).sort_values("weighted_f1", ascending=False, ignore_index=True)
-
-
-def _modality(entry: dict) -> str:
-    return {"text": "text", "image": "image"}.get(entry["kind"], "text+image")
 
 
 def to_markdown(board: pd.DataFrame) -> str:

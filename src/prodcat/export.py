@@ -80,8 +80,9 @@ def requirement(uses_images: bool) -> str:
 
 
 def _bundle_uses_images(manifest: dict) -> bool:
-    entries = (manifest.get("spec") or {}).get("components") or []
-    return any(isinstance(e, dict) and e.get("kind") in ("image", "early_fusion") for e in entries)
+    from prodcat.bundle import recipe_of
+
+    return recipe_of(manifest).reads_images
 
 
 def export_mlflow(model_dir: str | Path, out: str | Path) -> Path:

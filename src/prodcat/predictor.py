@@ -3,9 +3,10 @@
 Products are rows of a DataFrame with ``designation``, optional ``description``, optional
 ``image_path`` (absolute path or None) and optional ``image_bytes`` (an encoded image held in
 memory, e.g. an upload: embedded without touching the on-disk cache), as produced by
-:mod:`prodcat.data.io`. A preset (:mod:`prodcat.presets`) names the components to train; with
-several components a fuser (:mod:`prodcat.models.fusion`) combines their probabilities.
-Products without a usable image fall back to the text components.
+:mod:`prodcat.data.io`. A preset (:mod:`prodcat.presets`) names the components to train
+(:mod:`prodcat.components`); :mod:`prodcat.plan` fits them, with several components a fuser
+(:mod:`prodcat.models.fusion`) combines their probabilities, and :mod:`prodcat.bundle` saves and
+loads the result. Products without a usable image fall back to the text components.
 """
 
 from __future__ import annotations
@@ -13,32 +14,27 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import platform
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-import joblib
 import numpy as np
 import pandas as pd
-import sklearn
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import ThreadpoolController
 
-import prodcat
-from prodcat import components as comp
-from prodcat.errors import DataError, ModelError
+from prodcat import bundle
+from prodcat.components import Component, Inputs
+from prodcat.errors import DataError
 from prodcat.evaluation import Evaluation, evaluate_predictions
-from prodcat.presets import DEFAULT_PRESET, get_preset
+from prodcat.inputs import as_products, read_inputs
+from prodcat.models.fusion import fuse
+from prodcat.plan import FitPlan
+from prodcat.presets import DEFAULT_PRESET, PresetSpec, load_preset
 from prodcat.taxonomy import name_of
-from prodcat.text.clean import texts_from
-
-BUNDLE_FORMAT = 1
-BUNDLE_MANIFEST = "prodcat.json"
-BUNDLE_COMPONENTS = "components.joblib"
 
 # One BLAS thread: on a shared 2-core machine OpenBLAS threads spin against each other (and
 # against onnxruntime and decoding workers); a logistic regression on image embeddings measured
@@ -56,20 +52,17 @@ def _one_blas_thread():
     return _threadpools().limit(limits=BLAS_THREADS, user_api="blas")
 
 
-@functools.lru_cache(maxsize=4)
-def _embedder(backbone: str, cache_dir: str | None):
-    """One image embedder (and ONNX session, ~30 ms to build) per backbone and cache per process."""
-    from prodcat.image.embed import ImageEmbedder
-
-    return ImageEmbedder(backbone, cache_dir=cache_dir)
-
-
 @dataclass
 class Prediction:
-    """Top-k classes of one product, overall and per component, with the words behind the text."""
+    """Top-k classes of one product, overall and per component, with the words behind the text.
+
+    ``components`` maps each component that scored the product (image-reading ones only when it
+    has an image) to its own top-k; :meth:`to_dict` names that map ``"modalities"`` (the REST
+    API's key).
+    """
 
     top: list[tuple[int, str, float]]
-    modalities: dict[str, list[tuple[int, str, float]]] = field(default_factory=dict)
+    components: dict[str, list[tuple[int, str, float]]] = field(default_factory=dict)
     words: list[tuple[str, float]] = field(default_factory=list)
     has_image: bool = False
 
@@ -79,7 +72,7 @@ class Prediction:
 
         return {
             "top": rows(self.top),
-            "modalities": {m: rows(v) for m, v in self.modalities.items()},
+            "modalities": {m: rows(v) for m, v in self.components.items()},
             "words": [{"word": w, "weight": round(s, 6)} for w, s in self.words],
             "has_image": self.has_image,
         }
@@ -88,19 +81,6 @@ class Prediction:
 def _top_k(proba_row: np.ndarray, classes: np.ndarray, k: int) -> list[tuple[int, str, float]]:
     order = np.argsort(-proba_row)[:k]
     return [(int(classes[i]), name_of(int(classes[i])), float(proba_row[i])) for i in order]
-
-
-def as_products(X: Any) -> pd.DataFrame:
-    """Normalise input to a products DataFrame (``designation``, ``description``, ``image_path``)."""
-    if isinstance(X, pd.DataFrame) and "designation" in X.columns:
-        products = X
-    else:
-        texts = texts_from(X)
-        index = X.index if isinstance(X, (pd.DataFrame, pd.Series)) else None
-        products = pd.DataFrame({"designation": texts, "description": ""}, index=index)
-    if "image_path" not in products.columns:
-        products = products.assign(image_path=None)
-    return products
 
 
 def data_fingerprint(products: pd.DataFrame, y: Sequence[int]) -> str:
@@ -113,35 +93,35 @@ def data_fingerprint(products: pd.DataFrame, y: Sequence[int]) -> str:
     return digest.hexdigest()
 
 
-def library_versions() -> dict[str, str]:
-    """Versions that decide whether a saved bundle can be loaded."""
-    return {
-        "prodcat": prodcat.__version__,
-        "scikit-learn": sklearn.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
+@dataclass
+class ComponentProba:
+    """Each fitted component's probabilities (``classes_`` columns) and the mask of products with
+    a usable image, as :meth:`ProductClassifier.component_proba` gives them."""
+
+    probas: dict[str, np.ndarray]
+    has_image: np.ndarray
 
 
 class ProductClassifier(ClassifierMixin, BaseEstimator):
     """Classify products into the 27 Rakuten codes from text and/or image.
 
-    The constructor only stores parameters; ``fit`` learns ``classes_``, ``components_``,
-    ``fuser_`` and the training fingerprint.
+    The constructor only stores parameters; ``fit`` learns ``classes_``, the fitted components,
+    the fusers and the training fingerprint.
 
-    preset: name from :data:`prodcat.presets.PRESETS` (``"fast"``, ``"image"``, ``"balanced"``, ``"best"``).
-    text_model: override the model of the preset's ``text`` component (any name of
+    preset: a name from :data:`prodcat.presets.PRESETS` (``"fast"``, ``"image"``, ``"balanced"``,
+        ``"best"``), a recipe as plain data, or a :class:`~prodcat.presets.PresetSpec`.
+    text_model: override the model of the preset's component named ``text`` (any name of
         :func:`prodcat.components.text_model_names`).
-    image_model: override the head of the ``image`` component (``"logreg"`` or ``"mlp"``).
+    image_model: override the component named ``image`` (``"logreg"``, ``"mlp"`` or ``"pixels"``).
     backbone: override the image backbone (``"lite0"`` or ``"lite2"``).
-    fusion: override the fuser (``"stack"`` or ``"blend"``).
-    time_limit: seconds for the whole fit; deep components get their share of it.
+    fusion: override the fusion method (``"stack"`` or ``"blend"``).
+    time_limit: seconds for the whole fit; each component gets its ``budget`` share of it.
     cache_dir: image embedding cache (default: the user cache dir or ``$PRODCAT_CACHE_DIR``).
     """
 
     def __init__(
         self,
-        preset: str = DEFAULT_PRESET,
+        preset: str | dict[str, Any] | PresetSpec = DEFAULT_PRESET,
         *,
         text_model: str | None = None,
         image_model: str | None = None,
@@ -163,62 +143,32 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         self.progress = progress
 
     # -- configuration --------------------------------------------------------------------
-    def resolved_spec(self) -> dict[str, Any]:
-        """The preset with this object's overrides applied."""
-        spec = get_preset(self.preset)
-        for entry in spec["components"]:
-            if entry["name"] == "text" and self.text_model is not None:
-                entry["model"] = self.text_model
-            if entry["name"] == "image" and self.image_model is not None:
-                entry["model"] = self.image_model
-        if self.backbone is not None and spec.get("backbone"):
-            spec["backbone"] = self.backbone
-        if self.fusion is not None and spec.get("fusion"):
-            spec["fusion"]["kind"] = self.fusion
+    def resolved_spec(self) -> PresetSpec:
+        """The preset, validated, with this object's overrides applied."""
+        from prodcat.components import image_component_spec, text_component_spec
+
+        spec = load_preset(self.preset)
+        components = []
+        for c in spec.components:
+            if c.name == "text" and self.text_model is not None:
+                c = text_component_spec(c.name, self.text_model, budget=c.budget)
+            if c.name == "image" and self.image_model is not None:
+                c = image_component_spec(c.name, self.image_model, budget=c.budget)
+            components.append(c)
+        spec = replace(spec, components=tuple(components))
+        if self.backbone is not None and spec.backbone:
+            spec = replace(spec, backbone=self.backbone)
+        if self.fusion is not None and spec.fusion is not None:
+            spec = replace(spec, fusion=replace(spec.fusion, method=self.fusion))
         return spec
 
     def _log(self, message: str) -> None:
         if self.progress:
             print(message, file=sys.stderr, flush=True)
 
-    def _inputs(self, products: pd.DataFrame, spec: dict[str, Any]) -> comp.Inputs:
-        """Products plus image embeddings when the spec's components read them."""
-        n = len(products)
-        if not comp.needs_images(spec["components"]):
-            return comp.Inputs(products, np.zeros((n, 0), np.float32), np.zeros(n, bool))
-        images = list(products["image_path"])
-        if "image_bytes" in products.columns:
-            images = [b if b is not None and not _is_missing(b) else p
-                      for b, p in zip(products["image_bytes"], images)]
-        if all(_is_missing(i) for i in images):
-            return comp.Inputs(products, np.zeros((n, 0), np.float32), np.zeros(n, bool))
-        embedder = _embedder(spec["backbone"], self.cache_dir)
-        embedder.progress = self.progress and n > 256
-        result = embedder.embed(images)
-        return comp.Inputs(products, result.vectors, result.ok, list(result.failures))
-
     # -- fitting --------------------------------------------------------------------------
-    def _budget(self, entry: dict[str, Any]) -> float | None:
-        """A component's share of ``time_limit`` (its ``budget`` fraction, 10% by default)."""
-        limit = self.time_limit if self.time_limit is not None else self.spec_.get("time_limit")
-        return None if limit is None else float(limit) * float(entry.get("budget", 0.1))
-
-    def _fit_components(self, inputs: comp.Inputs, y: np.ndarray, spec: dict[str, Any]) -> dict[str, Any]:
-        """Fresh components of ``spec`` fitted on ``inputs``; untrainable ones are left out."""
-        fitted: dict[str, Any] = {}
-        for entry in spec["components"]:
-            estimator = comp.build(entry, seed=self.seed, time_limit=self._budget(entry))
-            started = time.perf_counter()
-            model = comp.fit(entry, estimator, inputs, y)
-            if model is None:
-                self._log(f"  {entry['name']}: skipped (not enough products with a usable image)")
-                continue
-            fitted[entry["name"]] = model
-            self.fit_times_[entry["name"]] = self.fit_times_.get(entry["name"], 0.0) + time.perf_counter() - started
-        return fitted
-
     def fit(self, X: Any, y: Sequence[int]) -> "ProductClassifier":
-        """Train the preset's components (and fuser) on products ``X`` and codes ``y``; returns ``self``."""
+        """Train the preset's components (and fusers) on products ``X`` and codes ``y``; returns ``self``."""
         with _one_blas_thread():
             return self._fit(X, y)
 
@@ -231,107 +181,117 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             raise DataError("training needs at least two different product codes")
         spec = self.resolved_spec()
         started = time.perf_counter()
-        self.spec_ = spec
-        self.classes_ = np.unique(y)
-        self.prior_ = np.bincount(np.searchsorted(self.classes_, y), minlength=len(self.classes_)) / len(y)
-        self.fit_times_: dict[str, float] = {}
-        inputs = self._inputs(products, spec)
-        self.image_failures_ = inputs.failures
-        if comp.needs_images(spec["components"]) and not inputs.has_image.any():
-            if all(comp.uses_image(e) for e in spec["components"]):
-                raise DataError(f"preset {self.preset!r} needs images: none of the training products has a "
+        classes = np.unique(y)
+        prior = np.bincount(np.searchsorted(classes, y), minlength=len(classes)) / len(y)
+        inputs = read_inputs(products, spec, cache_dir=self.cache_dir, progress=self.progress)
+        if spec.reads_images and not inputs.has_image.any():
+            if all(c.reads == "image" for c in spec.components):
+                raise DataError(f"preset {spec.name!r} needs images: none of the training products has a "
                                 "readable image (pass --images / an image_path column)")
             self._log("No usable training images: image components are skipped")
-        names = ", ".join(e["name"] for e in spec["components"])
+        names = ", ".join(c.name for c in spec.components)
         self._log(f"Training {names} on {len(y):,} products ({int(inputs.has_image.sum()):,} with an image)")
-        self.fuser_ = self.blend_ = None
-        fusion = spec.get("fusion")
-        if fusion and len(spec["components"]) > 1:
-            self.components_ = self._fit_with_fusion(inputs, y, spec, fusion)
-        else:
-            self.components_ = self._fit_components(inputs, y, spec)
-        if not self.components_:
+        plan = FitPlan(spec, classes, prior, seed=self.seed, time_limit=self.time_limit, log=self._log)
+        parts = plan.fit(inputs, y)
+        if not parts.components:
             raise DataError("no component could be trained on this data")
-        self.fit_seconds_ = time.perf_counter() - started
-        self.fingerprint_ = data_fingerprint(products, y)
-        self.n_train_ = int(len(y))
-        self.metrics_: dict[str, Any] = {}
+        self._set_fitted(spec=spec, classes=classes, prior=prior, components=parts.components, stack=parts.stack,
+                         blend=parts.blend, fit_times=parts.fit_times, n_train=int(len(y)),
+                         fingerprint=data_fingerprint(products, y), fit_seconds=time.perf_counter() - started,
+                         metrics={}, image_failures=inputs.failures)
         return self
 
-    def _fit_with_fusion(self, inputs: comp.Inputs, y: np.ndarray, spec: dict[str, Any],
-                         fusion: dict[str, Any]) -> dict[str, Any]:
-        """Fit components and the fusers (stacking and blend) without leakage."""
-        from prodcat.models.fusion import BlendFuser, StackingFuser, out_of_fold
+    def _set_fitted(self, *, spec: PresetSpec, classes: np.ndarray, prior: np.ndarray,
+                    components: dict[str, Component], stack: Any, blend: Any, fit_times: dict[str, float],
+                    n_train: int | None, fingerprint: str | None, fit_seconds: float, metrics: dict[str, Any],
+                    image_failures: list[tuple[str, str]] | None = None) -> None:
+        """Set every fitted attribute (from a fit, or from a bundle)."""
+        self.spec_ = spec
+        self.classes_ = classes
+        self.prior_ = prior
+        self.components_ = components
+        self.fuser_ = stack
+        self.blend_ = blend
+        self.fit_times_ = fit_times
+        self.n_train_ = n_train
+        self.fingerprint_ = fingerprint
+        self.fit_seconds_ = fit_seconds
+        self.metrics_ = metrics
+        self.image_failures_ = list(image_failures or [])
+        self._manifest: dict[str, Any] | None = None
 
-        entries = {e["name"]: e for e in spec["components"]}
+    # -- what the fitted model is ------------------------------------------------------------
+    @property
+    def spec(self) -> PresetSpec:
+        """The recipe the model was fitted with (the preset with the overrides)."""
+        check_is_fitted(self, "components_")
+        return self.spec_
 
-        def score(models: dict[str, Any], part: comp.Inputs) -> dict[str, np.ndarray]:
-            return {n: comp.proba(entries[n], m, part, self.classes_, self.prior_) for n, m in models.items()}
+    @property
+    def component_names(self) -> list[str]:
+        """Names of the fitted components, in the preset's order."""
+        check_is_fitted(self, "components_")
+        return list(self.components_)
 
-        if fusion.get("folds", 5) >= 2:
-            def fit_predict(train: np.ndarray, held_out: np.ndarray) -> dict[str, np.ndarray]:
-                return score(self._fit_components(inputs.take(train), y[train], spec), inputs.take(held_out))
+    @property
+    def component_reads(self) -> dict[str, str]:
+        """What each fitted component reads: ``"text"``, ``"image"`` or ``"text+image"``."""
+        check_is_fitted(self, "components_")
+        return {n: c.reads for n, c in self.components_.items()}
 
-            held_out_proba = out_of_fold(fit_predict, y, folds=int(fusion["folds"]), seed=self.seed, progress=self._log)
-            held_out_y, held_out_image = y, inputs.has_image
-            self._log("  refitting every component on all the training data")
-            fitted = self._fit_components(inputs, y, spec)
-        else:
-            from sklearn.model_selection import train_test_split
+    @property
+    def component_kinds(self) -> dict[str, str]:
+        """The registered kind of each fitted component (``text``, ``deep_text``, ``image``...)."""
+        check_is_fitted(self, "components_")
+        return {n: c.kind for n, c in self.components_.items()}
 
-            counts = np.bincount(np.searchsorted(self.classes_, y))
-            train, held_out = train_test_split(np.arange(len(y)), test_size=float(fusion.get("holdout", 0.15)),
-                                               random_state=self.seed, stratify=y if counts.min() >= 2 else None)
-            fitted = self._fit_components(inputs.take(train), y[train], spec)
-            held_out_proba = score(fitted, inputs.take(held_out))
-            held_out_y, held_out_image = y[held_out], inputs.has_image[held_out]
-            refit = [e for e in spec["components"] if e["name"] in fusion.get("refit", ()) and e["name"] in fitted]
-            if refit:  # cheap components: the fuser learnt from their held-out scores; now use all the data
-                self._log(f"  refitting {', '.join(e['name'] for e in refit)} on all the training data")
-                fitted.update(self._fit_components(inputs, y, {**spec, "components": refit}))
-        present = [n for n in fitted if n in held_out_proba]
-        text_like = [n for n in present if not comp.uses_image(entries[n])]
-        image_like = [n for n in present if comp.uses_image(entries[n])]
-        if not text_like:  # only image components: products without an image get the prior
-            text_like, held_out_proba = ["_prior"], {**held_out_proba, "_prior": np.tile(self.prior_, (len(held_out_y), 1))}
-        self.fuser_ = StackingFuser(text_like, image_like, seed=self.seed).fit(
-            held_out_proba, held_out_y, held_out_image, self.classes_)
-        self.blend_ = BlendFuser(text_like, image_like).fit(held_out_proba, held_out_y, held_out_image, self.classes_)
-        return fitted
+    def component_estimator(self, name: str) -> Any:
+        """The fitted estimator inside component ``name`` (e.g. a ``TextClassifier``), for inspection."""
+        check_is_fitted(self, "components_")
+        return self.components_[name].model
+
+    @property
+    def reads_text(self) -> bool:
+        """True when some fitted component reads the text."""
+        return any(r != "image" for r in self.component_reads.values())
+
+    @property
+    def reads_images(self) -> bool:
+        """True when some fitted component reads the photo."""
+        return any(r != "text" for r in self.component_reads.values())
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """Versions, parameters, recipe, training facts and metrics: the bundle's manifest when the
+        model was loaded, else what :meth:`save` would write."""
+        check_is_fitted(self, "components_")
+        if self._manifest is not None:
+            return {**self._manifest, "metrics": self.metrics_}
+        return {**bundle.manifest_of(self), "created": None}
 
     # -- prediction -----------------------------------------------------------------------
-    def modality_proba(self, X: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Each component's probabilities (``classes_`` columns) and the mask of products with a
-        usable image."""
+    def component_proba(self, X: Any) -> ComponentProba:
+        """Each fitted component's probabilities of products ``X`` and which products have a usable image."""
         check_is_fitted(self, "components_")
-        products = as_products(X)
-        inputs = self._inputs(products, self.spec_)
-        entries = {e["name"]: e for e in self.spec_["components"]}
+        inputs = read_inputs(as_products(X), self.spec_, cache_dir=self.cache_dir, progress=self.progress)
+        self.last_image_failures_ = list(inputs.failures)  # (path, reason) of photos this call could not use
         with _one_blas_thread():
-            out = {name: comp.proba(entries[name], model, inputs, self.classes_, self.prior_)
-                   for name, model in self.components_.items()}
-        return out, inputs.has_image
+            probas = {n: c.predict_proba(inputs, self.classes_, self.prior_) for n, c in self.components_.items()}
+        return ComponentProba(probas, inputs.has_image)
 
-    def combine(self, modalities: dict[str, np.ndarray], has_image: np.ndarray, *, fuser: str | None = None
-                ) -> np.ndarray:
-        """Fuse per-component probabilities into one distribution per product.
+    def fused_proba(self, X: Any, *, fuser: str | None = None) -> np.ndarray:
+        """Fused probabilities of products ``X`` (or of a :meth:`component_proba` result).
 
         ``fuser``: ``"stack"`` or ``"blend"`` (default: the preset's); with one component, its own.
         """
-        chosen = fuser or (self.spec_.get("fusion") or {}).get("kind", "stack")
-        model = self.blend_ if chosen == "blend" else self.fuser_
-        if model is None:
-            if len(modalities) != 1:  # several components and no fuser: plain average
-                return np.mean(list(modalities.values()), axis=0)
-            return next(iter(modalities.values()))
-        if "_prior" in model.text_components:
-            modalities = {**modalities, "_prior": np.tile(self.prior_, (len(has_image), 1))}
-        return model.predict_proba(modalities, has_image)
+        scores = X if isinstance(X, ComponentProba) else self.component_proba(X)
+        fusion = self.spec_.fusion
+        chosen = fuser or (fusion.method if fusion is not None else "stack")
+        return fuse(self.blend_ if chosen == "blend" else self.fuser_, scores.probas, scores.has_image, self.prior_)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, columns in ``classes_`` order."""
-        modalities, has_image = self.modality_proba(X)
-        return self.combine(modalities, has_image)
+        return self.fused_proba(X)
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable product type code of each product."""
@@ -339,21 +299,27 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
 
     def explain(self, X: Any, k: int = 5, n_words: int = 8) -> list[Prediction]:
         """Top-k classes per product, each component's own top-k (products with an image only for
-        image components), and the words that pushed the text model."""
+        image components), and the words that pushed the first component able to say."""
         products = as_products(X)
-        modalities, has_image = self.modality_proba(products)
-        combined = self.combine(modalities, has_image)
-        entries = {e["name"]: e for e in self.spec_["components"]}
-        text = self.components_.get("text")
-        cleaned = text.clean(products) if text is not None and hasattr(text, "top_terms") else None
+        scores = self.component_proba(products)
+        combined = self.fused_proba(scores)
+        tops = [_top_k(row, self.classes_, k) for row in combined]
+        words = self._words(products, np.array([top[0][0] for top in tops]), n_words)
         predictions = []
-        for i in range(len(products)):
-            top = _top_k(combined[i], self.classes_, k)
-            per_component = {name: _top_k(p[i], self.classes_, k) for name, p in modalities.items()
-                             if has_image[i] or not comp.uses_image(entries[name])}
-            words = text.top_terms(cleaned[i], top[0][0], n_words) if cleaned is not None else []
-            predictions.append(Prediction(top, per_component, words, bool(has_image[i])))
+        for i, top in enumerate(tops):
+            per_component = {name: _top_k(p[i], self.classes_, k) for name, p in scores.probas.items()
+                             if scores.has_image[i] or self.components_[name].reads != "image"}
+            predictions.append(Prediction(top, per_component, words[i], bool(scores.has_image[i])))
         return predictions
+
+    def _words(self, products: pd.DataFrame, codes: np.ndarray, n_words: int) -> list[list[tuple[str, float]]]:
+        text_only = Inputs(products, np.zeros((len(products), 0), np.float32), np.zeros(len(products), bool))
+        for component in self.components_.values():
+            if component.reads == "text":
+                words = component.explain(text_only, codes, n_words)
+                if words is not None:
+                    return words
+        return [[] for _ in range(len(products))]
 
     def evaluate(self, X: Any, y: Sequence[int]) -> Evaluation:
         """Weighted/macro F1, accuracy, per-class scores and confusion matrix on labelled data."""
@@ -363,9 +329,9 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         """Every component alone and every fusion, scored on labelled data (best first)."""
         y = np.asarray(y).astype(int)
         started = time.perf_counter()
-        modalities, has_image = self.modality_proba(X)
+        scores = self.component_proba(X)
         shared = (time.perf_counter() - started) / max(len(y), 1) * 1000
-        entries = {e["name"]: e for e in self.spec_["components"]}
+        has_image = scores.has_image
         rows = []
 
         def add(name: str, modality: str, proba: np.ndarray, fit_s: float) -> None:
@@ -373,28 +339,27 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             rows.append({"model": name, "modality": modality, "weighted_f1": e.weighted_f1, "macro_f1": e.macro_f1,
                          "accuracy": e.accuracy, "fit_s": fit_s, "predict_ms_per_1000": shared * 1000})
 
-        for name, proba in modalities.items():
-            entry = entries[name]
-            modality = {"text": "text", "image": "image"}.get(entry["kind"], "text+image")
-            if comp.uses_image(entry) and (~has_image).any():
+        for name, proba in scores.probas.items():
+            component = self.components_[name]
+            modality = component.reads
+            if modality == "image" and (~has_image).any():
                 modality = f"image ({int(has_image.sum())} of {len(y)} with an image; prior otherwise)"
-            add(f"{name} ({entry.get('model') or entry['kind']})", modality, proba, self.fit_times_.get(name, 0.0))
+            add(f"{name} ({component.spec.label})", modality, proba, self.fit_times_.get(name, 0.0))
         if self.fuser_ is not None:
             total = float(sum(self.fit_times_.values()))
-            fused = "text+image" if any(comp.uses_image(entries[n]) for n in self.components_) else "text"
-            add("fusion: stack", fused, self.combine(modalities, has_image, fuser="stack"), total)
-            add("fusion: blend", fused, self.combine(modalities, has_image, fuser="blend"), total)
+            fused = "text+image" if self.reads_images else "text"
+            add("fusion: stack", fused, self.fused_proba(scores, fuser="stack"), total)
+            add("fusion: blend", fused, self.fused_proba(scores, fuser="blend"), total)
         return pd.DataFrame(rows).sort_values("weighted_f1", ascending=False, ignore_index=True)
 
     def describe(self) -> dict[str, Any]:
         """Short description of the fitted model (preset, components, training size), for reports."""
         check_is_fitted(self, "components_")
-        entries = {e["name"]: e for e in self.spec_["components"]}
-        info = {"preset": self.preset,
-                "components": ", ".join(f"{n} ({entries[n].get('model') or entries[n]['kind']})"
-                                        for n in self.components_),
-                "fusion": (self.spec_.get("fusion") or {}).get("kind", "-") if self.fuser_ is not None else "-",
-                "backbone": self.spec_.get("backbone") or "-",
+        fusion = self.spec_.fusion
+        info = {"preset": self.spec_.name,
+                "components": ", ".join(f"{n} ({c.spec.label})" for n, c in self.components_.items()),
+                "fusion": fusion.method if self.fuser_ is not None and fusion is not None else "-",
+                "backbone": self.spec_.backbone or "-",
                 "trained on": f"{self.n_train_:,} products" if self.n_train_ else "?",
                 "fingerprint": (self.fingerprint_ or "")[:12]}
         if self.blend_ is not None:
@@ -404,78 +369,18 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write the model bundle directory (components, config, versions, fingerprint, metrics)."""
+        """Write the model bundle directory (see :mod:`prodcat.bundle`)."""
         check_is_fitted(self, "components_")
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        state = {"components": self.components_, "prior": self.prior_, "fuser": self.fuser_, "blend": self.blend_,
-                 "fit_times": self.fit_times_}
-        joblib.dump(state, path / BUNDLE_COMPONENTS, compress=3)
-        manifest = {
-            "format": BUNDLE_FORMAT,
-            "versions": library_versions(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "params": self.get_params(),
-            "spec": self.spec_,
-            "classes": [int(c) for c in self.classes_],
-            "components": list(self.components_),
-            "training": {"n": self.n_train_, "fingerprint": self.fingerprint_, "fit_seconds": round(self.fit_seconds_, 2),
-                         "image_failures": len(self.image_failures_)},
-            "metrics": self.metrics_,
-        }
-        (path / BUNDLE_MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
-        return path
+        return bundle.save_bundle(self, path)
 
     @classmethod
     def read_manifest(cls, path: str | Path) -> dict[str, Any]:
         """The bundle's manifest (config, versions, metrics) without loading the model."""
-        manifest_path = Path(path) / BUNDLE_MANIFEST
-        if not manifest_path.is_file():
-            raise ModelError(f"{path}: not a prodcat model bundle (no {BUNDLE_MANIFEST})")
-        try:
-            return json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise ModelError(f"{manifest_path}: unreadable manifest ({error})") from error
+        return bundle.read_manifest(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> "ProductClassifier":
-        """Load a bundle written by :meth:`save`; refuses bundles from incompatible versions."""
-        manifest = cls.read_manifest(path)
-        if manifest.get("format") != BUNDLE_FORMAT:
-            raise ModelError(f"{path}: bundle format {manifest.get('format')} is not supported "
-                             f"(this prodcat reads format {BUNDLE_FORMAT})")
-        saved, current = manifest.get("versions", {}), library_versions()
-        for library in ("prodcat", "scikit-learn"):
-            if _minor(saved.get(library)) != _minor(current[library]):
-                raise ModelError(
-                    f"{path}: saved with {library} {saved.get(library)}, this is {current[library]}; "
-                    f"retrain the model or install {library}=={saved.get(library)}"
-                )
-        try:
-            state = joblib.load(Path(path) / BUNDLE_COMPONENTS)
-        except (OSError, EOFError, ValueError, ImportError, AttributeError, KeyError) as error:
-            raise ModelError(f"{path}: cannot read {BUNDLE_COMPONENTS} ({error})") from error
-        model = cls(**manifest["params"])
-        model.spec_ = manifest["spec"]
-        model.classes_ = np.asarray(manifest["classes"], dtype=int)
-        model.components_ = state["components"]
-        model.prior_ = state["prior"]
-        model.fuser_ = state.get("fuser")
-        model.blend_ = state.get("blend")
-        model.fit_times_ = state.get("fit_times", {})
-        model.metrics_ = manifest.get("metrics", {})
-        training = manifest.get("training", {})
-        model.n_train_ = training.get("n")
-        model.fingerprint_ = training.get("fingerprint")
-        model.fit_seconds_ = training.get("fit_seconds", 0.0)
-        model.image_failures_ = []
-        model.manifest_ = manifest
-        return model
-
-
-def _is_missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value)) or (isinstance(value, str) and not value)
-
-
-def _minor(version: str | None) -> tuple[str, ...]:
-    return tuple((version or "?").split(".")[:2])
+    def load(cls, path: str | Path, *, cache_dir: str | None = None) -> "ProductClassifier":
+        """Load a bundle written by :meth:`save`; never runs code from it, refuses bundles from
+        incompatible versions and edited or damaged ones. ``cache_dir``: the image embedding cache
+        to use (default ``$PRODCAT_CACHE_DIR`` or the user cache dir; a bundle never chooses it)."""
+        return bundle.load_bundle(cls, path, cache_dir=cache_dir)

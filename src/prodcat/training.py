@@ -9,8 +9,6 @@ the bundle also goes to ``out`` when given (hard links when possible, so it cost
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +41,7 @@ class EvaluationResult:
     """What :func:`evaluate_to_dir` computed and wrote."""
 
     evaluation: Evaluation
-    modalities: dict[str, Evaluation]
+    components: dict[str, Evaluation]
     out: Path
     files: list[Path]
     review: dict[str, Any] = field(default_factory=dict)
@@ -52,7 +50,7 @@ class EvaluationResult:
         e = self.evaluation
         lines = [f"Evaluated {e.n:,} products: weighted F1 {e.weighted_f1:.4f}, macro F1 {e.macro_f1:.4f}, "
                  f"accuracy {e.accuracy:.4f}"]
-        for name, m in self.modalities.items():
+        for name, m in self.components.items():
             lines.append(f"  {name:>7} alone: weighted F1 {m.weighted_f1:.4f}")
         weakest = e.per_class.sort_values("f1").head(3)
         lines.append("  weakest classes: " + ", ".join(f"{r.code} {r.name} (F1 {r.f1:.2f})"
@@ -61,8 +59,8 @@ class EvaluationResult:
         return "\n".join(lines)
 
     def metrics(self) -> dict[str, Any]:
-        """Headline metrics plus per-modality headlines, for JSON."""
-        return {**self.evaluation.headline(), "modalities": {m: e.headline() for m, e in self.modalities.items()},
+        """Headline metrics plus each component's own headlines and the review thresholds, for JSON."""
+        return {**self.evaluation.headline(), "components": {m: e.headline() for m, e in self.components.items()},
                 "review": self.review}
 
 
@@ -75,14 +73,15 @@ def evaluate_to_dir(model: ProductClassifier, dataset: Dataset, out: str | Path,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     y_true = dataset.y.to_numpy().astype(int)
-    modality_proba, has_image = model.modality_proba(dataset.X)
-    proba = model.combine(modality_proba, has_image)
+    scores = model.component_proba(dataset.X)
+    proba = model.fused_proba(scores)
     y_pred = model.classes_[proba.argmax(axis=1)]
     evaluation = evaluate_predictions(y_true, y_pred, classes=model.classes_)
-    modalities = {name: evaluate_predictions(y_true, model.classes_[p.argmax(axis=1)], classes=model.classes_)
-                  for name, p in modality_proba.items()} if len(modality_proba) > 1 else {}
-    result = EvaluationResult(evaluation, modalities, out, [], review_thresholds(proba.max(axis=1), y_pred == y_true))
-    metrics = {**result.metrics(), "products_with_image": int(has_image.sum())}
+    components = {name: evaluate_predictions(y_true, model.classes_[p.argmax(axis=1)], classes=model.classes_)
+                  for name, p in scores.probas.items()} if len(scores.probas) > 1 else {}
+    result = EvaluationResult(evaluation, components, out, [],
+                              review_thresholds(proba.max(axis=1), y_pred == y_true))
+    metrics = {**result.metrics(), "products_with_image": int(scores.has_image.sum())}
     files = [out / "metrics.json", out / "per_class.csv", out / "confusion_matrix.csv", out / "predictions.csv"]
     files[0].write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     evaluation.per_class.to_csv(files[1], index=False, float_format="%.4f")
@@ -97,7 +96,7 @@ def evaluate_to_dir(model: ProductClassifier, dataset: Dataset, out: str | Path,
 
         files.append(write_evaluation_report(
             out, evaluation, y_true=y_true, y_pred=y_pred, proba=proba, classes=model.classes_,
-            products=dataset.X, modalities={**modalities, "combined": evaluation} if modalities else None,
+            products=dataset.X, components={**components, "combined": evaluation} if components else None,
             title=title, model_info=model.describe()))
     result.files = files
     return result
@@ -119,7 +118,7 @@ class TrainResult:
 
     def summary(self) -> str:
         lines = [f"Trained preset '{self.preset}' on {self.n_train:,} products in {self.seconds:.1f} s "
-                 f"(components: {', '.join(sorted(self.model.components_))})"]
+                 f"(components: {', '.join(sorted(self.model.component_names))})"]
         if self.model.image_failures_:
             path, reason = self.model.image_failures_[0]
             lines.append(f"  {len(self.model.image_failures_):,} images unusable (text used instead), "
@@ -129,7 +128,7 @@ class TrainResult:
             lines.append(f"Validation ({self.n_valid:,} products): weighted F1 {v.weighted_f1:.4f}, "
                          f"macro F1 {v.macro_f1:.4f}, accuracy {v.accuracy:.4f}")
             lines += [f"  {name:>7} alone: weighted F1 {m.weighted_f1:.4f}"
-                      for name, m in self.validation.modalities.items()]
+                      for name, m in self.validation.components.items()]
         lines.append(f"Run folder: {self.run_dir}")
         lines += [f"Model bundle: {path}" for path in [self.model_dir, *self.copies]]
         return "\n".join(lines)
@@ -150,12 +149,19 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
 
     if dataset.y is None:
         raise ValueError("training needs labels")
+    if out is not None:  # refuse a bad --out before hours of training, not after
+        from prodcat.safe_bundle import check_bundle_target
+
+        check_bundle_target(out)
     preset = preset or default_preset(dataset)
     started = time.perf_counter()
     y = dataset.y.to_numpy()
     split = stratified_split(y, valid_size=valid_size, test_size=0.0, seed=seed)
     model = ProductClassifier(preset, text_model=text_model, cache_dir=cache_dir, seed=seed, progress=progress,
                               time_limit=time_limit, fusion=fusion)
+    from prodcat.safe_bundle import check_savable
+
+    check_savable(model.resolved_spec(), f"preset {preset!r}")  # before training, not after
     train = subset(dataset, split.train)
     model.fit(train.X, train.y.to_numpy())
     run_dir = new_run_dir(runs_root, run_name)
@@ -166,7 +172,7 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
         model.metrics_["validation"] = validation.metrics()
     model_dir = model.save(run_dir / "model")
     seconds = time.perf_counter() - started
-    config = {"preset": preset, "params": model.get_params(), "spec": model.spec_, "valid_size": valid_size,
+    config = {"preset": preset, "params": model.manifest["params"], "spec": model.spec.to_dict(), "valid_size": valid_size,
               "n_train": len(split.train), "n_valid": len(split.valid), "fingerprint": model.fingerprint_,
               "data": dataset.report.to_dict(), "seconds": round(seconds, 2)}
     write_run_files(run_dir, config=config, metrics=model.metrics_.get("validation", {}))
@@ -180,19 +186,8 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
 
 
 def copy_bundle(source: Path, target: Path) -> Path:
-    """Copy a bundle directory, hard-linking files when the filesystem allows it."""
-    if target.exists() and any(target.iterdir()):
-        from prodcat.predictor import BUNDLE_MANIFEST
+    """Install a copy of a bundle atomically, hard-linking its state file when possible; files of
+    ``target`` that are not bundle files are kept (see :mod:`prodcat.safe_bundle`)."""
+    from prodcat.safe_bundle import copy_bundle as install
 
-        if not (target / BUNDLE_MANIFEST).exists():
-            from prodcat.errors import ProdcatError
-
-            raise ProdcatError(f"{target}: exists and is not a prodcat model bundle; refusing to overwrite it")
-        shutil.rmtree(target)
-    target.mkdir(parents=True, exist_ok=True)
-    for item in source.iterdir():
-        try:
-            os.link(item, target / item.name)
-        except OSError:
-            shutil.copy2(item, target / item.name)
-    return target
+    return install(source, target)

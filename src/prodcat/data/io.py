@@ -33,6 +33,9 @@ PRODUCT_COLUMNS = (*TEXT_COLUMNS, *ID_COLUMNS, "image_path")
 LABEL_COLUMN = "prdtypecode"
 #: How many missing image paths a :class:`LoadReport` keeps.
 MAX_LISTED_MISSING = 20
+#: Longest text field kept, in characters; longer ones are truncated (and counted). The longest
+#: real description is about 12,500 characters; one 10 MB field took training from 0.4 to 3-4 GB.
+MAX_FIELD_CHARS = 100_000
 
 # UTF-8 decoded as cp1252/latin-1 turns each multi-byte character into a lead character
 # (U+00C2..U+00F4, e.g. "Ã", "Â", "â") followed by one to three continuation characters
@@ -57,6 +60,7 @@ class LoadReport:
     n_empty_descriptions: int = 0
     n_images_found: int = 0
     n_images_missing: int = 0
+    n_truncated_fields: int = 0
     missing_images: list[str] = field(default_factory=list)  # first MAX_LISTED_MISSING only
     warnings: list[str] = field(default_factory=list)
     source: str | None = None
@@ -161,8 +165,18 @@ def _repair_mojibake(X: pd.DataFrame) -> int:
     return int(touched.sum())
 
 
+def _entry_is(entry: os.DirEntry, kind: str) -> bool:
+    """``entry.is_file()``/``is_dir()``, False for entries that cannot be followed (symlink loops)."""
+    try:
+        return entry.is_file() if kind == "file" else entry.is_dir()
+    except OSError:
+        return False
+
+
 def _existing(paths: np.ndarray) -> np.ndarray:
-    """Which of ``paths`` (absolute str) exist as files: each distinct folder is listed once."""
+    """Which of ``paths`` (absolute str) exist as files: each distinct folder is listed once.
+
+    A broken link or a symlink loop counts as missing; it does not hide the other files."""
     exists = np.zeros(len(paths), dtype=bool)
     folders: dict[str, set[str]] = {}
     for i, path in enumerate(paths):
@@ -170,7 +184,7 @@ def _existing(paths: np.ndarray) -> np.ndarray:
         if folder not in folders:
             try:
                 with os.scandir(folder) as entries:
-                    folders[folder] = {e.name for e in entries if e.is_file()}
+                    folders[folder] = {e.name for e in entries if _entry_is(e, "file")}
             except OSError:
                 folders[folder] = set()
         exists[i] = name in folders[folder]
@@ -220,7 +234,11 @@ def attach_images(X: pd.DataFrame, images_dir: str | Path) -> tuple[pd.DataFrame
 def _image_hint(folder: Path, n_found: int, n_rows: int) -> str | None:
     if n_found or not n_rows:
         return None
-    subfolders = sorted(e.name for e in os.scandir(folder) if e.is_dir())
+    try:
+        with os.scandir(folder) as entries:
+            subfolders = sorted(e.name for e in entries if _entry_is(e, "dir"))
+    except OSError:
+        subfolders = []
     if subfolders:
         return f"no image matched in {folder}; it has sub-folders {', '.join(subfolders[:5])}: pass one of them"
     return f"no image matched in {folder}: expected files named like {image_filename(1, 2)}"
@@ -248,11 +266,15 @@ def _finish(
     """Shared tail of the loaders: text checks, mojibake, images, report."""
     X["designation"] = _text(X["designation"])
     X["description"] = _text(X["description"])
+    n_truncated, truncated_rows = _truncate_long_fields(X)
+    if n_truncated:
+        warnings.append(f"{n_truncated} text field(s) longer than {MAX_FIELD_CHARS:,} characters were truncated "
+                        f"to that length: {validate.preview(truncated_rows)}")
     empty_designation = validate.check_text(X["designation"], X["description"], path)
     warning = _empty_designation_warning(empty_designation)
     if warning:
         warnings.append(warning)
-    report = LoadReport(n_rows=len(X), source=str(path), warnings=warnings)
+    report = LoadReport(n_rows=len(X), source=str(path), warnings=warnings, n_truncated_fields=n_truncated)
     report.n_empty_descriptions = int((X["description"].str.strip() == "").sum())
     if repair:
         report.n_mojibake_fixed = _repair_mojibake(X)
@@ -273,6 +295,18 @@ def _finish(
         if hint:
             warnings.append(hint)
     return Dataset(X=X[list(PRODUCT_COLUMNS)], y=y, report=report)
+
+
+def _truncate_long_fields(X: pd.DataFrame, limit: int = MAX_FIELD_CHARS) -> tuple[int, list]:
+    """Cut text fields over ``limit`` characters in place; returns (fields cut, their rows)."""
+    count, rows = 0, []
+    for column in TEXT_COLUMNS:
+        long = (X[column].str.len() > limit).to_numpy()
+        if long.any():
+            X.loc[long, column] = X.loc[long, column].str.slice(0, limit)
+            count += int(long.sum())
+            rows.extend(X.index[long].tolist())
+    return count, rows
 
 
 def _labels(y_path: str | Path, *, encoding: str, what: str, column: str = LABEL_COLUMN) -> pd.Series:
@@ -448,6 +482,7 @@ def make_products(
         raise DataError(
             f"{len(rows)} product(s) have no text and no image: {validate.preview(rows.tolist())}", row=int(rows[0])
         )
+    _truncate_long_fields(X)
     if fix_mojibake:
         _repair_mojibake(X)
     return X
@@ -465,7 +500,12 @@ def write_submission(index: Sequence | pd.Index, codes: Sequence[int] | np.ndarr
     codes_series = validate.parse_labels(pd.Series(values, index=index), path)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    codes_series.rename_axis(None).rename(LABEL_COLUMN).to_csv(out, header=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # atomic: a reader never sees half a file
+    try:
+        codes_series.rename_axis(None).rename(LABEL_COLUMN).to_csv(tmp, header=True)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out
 
 

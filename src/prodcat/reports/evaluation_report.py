@@ -61,7 +61,7 @@ def _resolve_classes(proba: np.ndarray, classes: Sequence[int] | None, evaluatio
     return classes
 
 
-def _headline_section(page: Page, evaluation: Evaluation, modalities: dict[str, Evaluation] | None) -> None:
+def _headline_section(page: Page, evaluation: Evaluation, components: dict[str, Evaluation] | None) -> None:
     page.section("Headline metrics", "headline")
     page.cards(
         {
@@ -71,12 +71,12 @@ def _headline_section(page: Page, evaluation: Evaluation, modalities: dict[str, 
             "products (n)": f"{evaluation.n:,}",
         }
     )
-    if modalities:
-        page.heading("Per modality")
+    if components:
+        page.heading("Per component")
         rows = pd.DataFrame(
             [
                 {"model": name, "weighted F1": ev.weighted_f1, "macro F1": ev.macro_f1, "accuracy": ev.accuracy, "n": ev.n}
-                for name, ev in modalities.items()
+                for name, ev in components.items()
             ]
         )
         best = rows["weighted F1"].idxmax()
@@ -84,11 +84,11 @@ def _headline_section(page: Page, evaluation: Evaluation, modalities: dict[str, 
                    row_classes=["best" if i == best else "" for i in rows.index])
 
 
-def _per_class_section(page: Page, evaluation: Evaluation, modalities: dict[str, Evaluation] | None) -> None:
+def _per_class_section(page: Page, evaluation: Evaluation, components: dict[str, Evaluation] | None) -> None:
     page.section("Per class", "per-class")
     table = evaluation.per_class.rename(columns={"name": "name (French)", "f1": "F1"}).copy()
-    if modalities:
-        for name, ev in modalities.items():
+    if components:
+        for name, ev in components.items():
             table[f"F1 {name}"] = table["code"].map(dict(zip(ev.per_class["code"], ev.per_class["f1"])))
     table = table.sort_values(["F1", "support"], ascending=[True, False], kind="stable").reset_index(drop=True)
     scored = table.index[table["support"] > 0][:N_WEAKEST]
@@ -199,7 +199,7 @@ def write_evaluation_report(
     proba: np.ndarray | None = None,
     classes: Sequence[int] | None = None,
     products: pd.DataFrame | None = None,
-    modalities: dict[str, Evaluation] | None = None,
+    components: dict[str, Evaluation] | None = None,
     title: str = "prodcat evaluation",
     model_info: dict | None = None,
 ) -> Path:
@@ -234,8 +234,8 @@ def write_evaluation_report(
     if model_info:
         page.section("Model", "model")
         page.table(pd.DataFrame({"setting": list(model_info), "value": [str(v) for v in model_info.values()]}))
-    _headline_section(page, evaluation, modalities)
-    _per_class_section(page, evaluation, modalities)
+    _headline_section(page, evaluation, components)
+    _per_class_section(page, evaluation, components)
     _confusion_section(page, evaluation, out_dir)
     _gallery_section(page, y_true, y_pred, products, confidence, proba_true)
     if confidence is not None:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from prodcat.data.missing import is_missing
+
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
        margin: 0 auto; max-width: 1280px; padding: 16px 28px 48px; color: #1f2328; line-height: 1.45; }
@@ -60,7 +62,7 @@ def data_uri(data: bytes, mime: str = "image/png") -> str:
 
 def thumbnail_data_uri(path: str | Path | None, size: int = 160) -> str | None:
     """A JPEG thumbnail of the image at ``path`` as a data URI; ``None`` if missing or unreadable."""
-    if path is None or (isinstance(path, float) and path != path) or str(path) == "":
+    if is_missing(path):
         return None
     from PIL import Image, UnidentifiedImageError
 

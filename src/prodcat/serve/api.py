@@ -35,7 +35,14 @@ from starlette.exceptions import HTTPException
 
 import prodcat
 from prodcat.errors import DataError, ProdcatError
-from prodcat.serve.limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimit
+from prodcat.serve.limits import (
+    DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_DECODES,
+    BodySizeLimit,
+    DecodeGate,
+    server_options,
+)
 from prodcat.serve.metrics import MetricsMiddleware, ServeMetrics
 from prodcat.serve.schemas import (
     DEFAULT_TOP_K,
@@ -52,7 +59,7 @@ from prodcat.serve.schemas import (
     batch_model,
 )
 from prodcat.serve.service import MAX_TOP_K, PredictionService, ProductInput
-from prodcat.serve.uploads import DEFAULT_MAX_IMAGE_BYTES, decode_base64_image
+from prodcat.serve.uploads import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_UPLOAD_PIXELS, decode_base64_image
 
 APP_FACTORY = "prodcat.serve.api:app_from_environment"
 ENV_MODEL = "PRODCAT_SERVE_MODEL"
@@ -132,10 +139,20 @@ class _State:
     """The service once loaded, and the limits this app was built with."""
 
     def __init__(self, service: PredictionService | None, *, max_batch: int, max_image_bytes: int,
-                 max_body_bytes: int) -> None:
+                 max_body_bytes: int, max_pixels: int, max_decodes: int, body_timeout_s: float) -> None:
         self.service = service
+        self.gate = DecodeGate(max_decodes)
         self.limits = {"max_batch": max_batch, "max_image_bytes": max_image_bytes,
-                       "max_body_bytes": max_body_bytes, "max_top_k": MAX_TOP_K}
+                       "max_body_bytes": max_body_bytes, "max_top_k": MAX_TOP_K, "max_image_pixels": max_pixels,
+                       "max_concurrent_decodes": max_decodes, "body_timeout_s": body_timeout_s}
+
+    def predict(self, products: list[ProductInput], top_k: int) -> list[dict[str, Any]]:
+        """Classify; requests with photos take a decoding slot (503 when none frees up in time)."""
+        service = self.require()
+        if not any(p.image is not None for p in products):
+            return service.predict(products, top_k)
+        with self.gate.slot():
+            return service.predict(products, top_k)
 
     def require(self) -> PredictionService:
         if self.service is None:
@@ -144,14 +161,16 @@ class _State:
 
 
 def create_app(model: "ProductClassifier | str | Path", *, max_batch: int = 256,  # noqa: F821
-               max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+               max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+               max_pixels: int = DEFAULT_MAX_UPLOAD_PIXELS, max_decodes: int = DEFAULT_MAX_DECODES,
+               body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S) -> FastAPI:
     """The REST API serving ``model`` (a fitted ProductClassifier, or a bundle directory).
 
     A bundle directory is checked now (a clear :class:`~prodcat.errors.ModelError` if it is not
     one) and loaded at application start-up; ``/ready`` answers 200 once it is loaded and warmed up.
     """
     for name, value in (("max_batch", max_batch), ("max_image_bytes", max_image_bytes),
-                        ("max_body_bytes", max_body_bytes)):
+                        ("max_body_bytes", max_body_bytes), ("max_pixels", max_pixels), ("max_decodes", max_decodes)):
         if not isinstance(value, int) or value < 1:
             raise ProdcatError(f"{name} must be a positive integer, got {value!r}")
     model_dir: Path | None = None
@@ -162,13 +181,15 @@ def create_app(model: "ProductClassifier | str | Path", *, max_batch: int = 256,
         model_dir = Path(model)
         ProductClassifier.read_manifest(model_dir)  # fail fast on a path that is not a bundle
     else:
-        service = PredictionService(model, max_image_bytes=max_image_bytes)
-    state = _State(service, max_batch=max_batch, max_image_bytes=max_image_bytes, max_body_bytes=max_body_bytes)
+        service = PredictionService(model, max_image_bytes=max_image_bytes, max_pixels=max_pixels)
+    state = _State(service, max_batch=max_batch, max_image_bytes=max_image_bytes, max_body_bytes=max_body_bytes,
+                   max_pixels=max_pixels, max_decodes=max_decodes, body_timeout_s=body_timeout_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if state.service is None:
-            loaded = await run_in_threadpool(PredictionService.from_path, model_dir, max_image_bytes=max_image_bytes)
+            loaded = await run_in_threadpool(PredictionService.from_path, model_dir, max_image_bytes=max_image_bytes,
+                                             max_pixels=max_pixels)
             await run_in_threadpool(loaded.warm_up)
             state.service = loaded
         else:
@@ -187,7 +208,7 @@ def create_app(model: "ProductClassifier | str | Path", *, max_batch: int = 256,
     app.state.prodcat = state
     metrics = ServeMetrics()
     app.state.metrics = metrics
-    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, timeout_s=body_timeout_s)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _add_docs_pages(app)
     _add_error_handlers(app)
@@ -200,11 +221,11 @@ def create_app(model: "ProductClassifier | str | Path", *, max_batch: int = 256,
         return ProductInput(item.designation, item.description, image, name=name, image_field=image_field)
 
     def classify_json(items: list[ProductIn], top_k: int, batch: bool) -> list[dict[str, Any]]:
-        service = state.require()
+        state.require()
         names = [f"products[{i}]" if batch else "product" for i in range(len(items))]
         products = [from_json(item, name, f"{name}.image_base64" if batch else "image_base64")
                     for item, name in zip(items, names, strict=True)]
-        answers = service.predict(products, top_k)
+        answers = state.predict(products, top_k)
         metrics.observe_answers(answers)
         return answers
 
@@ -252,8 +273,8 @@ def create_app(model: "ProductClassifier | str | Path", *, max_batch: int = 256,
             return answers[0]
         if media_type in FORM_MEDIA_TYPES:
             product = await _form_product(request, max_image_bytes)
-            service = state.require()
-            answers = await run_in_threadpool(service.predict, [product], top_k)
+            state.require()
+            answers = await run_in_threadpool(state.predict, [product], top_k)
             metrics.observe_answers(answers)
             return answers[0]
         raise HTTPException(415, f"send the product as application/json or multipart/form-data (or a "
@@ -400,8 +421,9 @@ def app_from_environment() -> FastAPI:
 
 def run_server(model_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
                max_batch: int = 256, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, log_level: str = "info",
-               access_log: bool = True) -> None:
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_pixels: int = DEFAULT_MAX_UPLOAD_PIXELS,
+               max_decodes: int = DEFAULT_MAX_DECODES, body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+               log_level: str = "info", access_log: bool = True) -> None:
     """Serve the bundle in ``model_dir`` with uvicorn; each of ``workers`` processes loads it once.
 
     The bundle is checked before uvicorn starts, so a wrong path fails with a clear message.
@@ -417,12 +439,14 @@ def run_server(model_dir: str | Path, *, host: str = "127.0.0.1", port: int = 80
     ProductClassifier.read_manifest(model_dir)
     os.environ[ENV_MODEL] = str(Path(model_dir).resolve())
     os.environ[ENV_LIMITS] = json.dumps({"max_batch": max_batch, "max_image_bytes": max_image_bytes,
-                                         "max_body_bytes": max_body_bytes})
+                                         "max_body_bytes": max_body_bytes, "max_pixels": max_pixels,
+                                         "max_decodes": max_decodes, "body_timeout_s": body_timeout_s})
     if workers == 1:
-        uvicorn.run(APP_FACTORY, factory=True, host=host, port=int(port), log_level=log_level, access_log=access_log)
+        uvicorn.run(APP_FACTORY, factory=True, host=host, port=int(port), log_level=log_level, access_log=access_log,
+                    **server_options())
         return
     config = uvicorn.Config(APP_FACTORY, factory=True, host=host, port=int(port), workers=workers,
-                            log_level=log_level, access_log=access_log)
+                            log_level=log_level, access_log=access_log, **server_options())
     _run_workers(config)
 
 

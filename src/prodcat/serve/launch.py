@@ -51,7 +51,23 @@ def run_webapp(model_dir: str | Path, *, port: int = 8501, data: str | None = No
     """Serve the demonstrator until interrupted; returns Streamlit's exit status (130 on Ctrl-C)."""
     command, env = webapp_command(model_dir, port=port, data=data, report=report, host=host)
     print(f"prodcat demonstrator on http://{host}:{port} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    process = subprocess.Popen(command, env=env)
     try:
-        return subprocess.call(command, env=env)
-    except KeyboardInterrupt:
+        return process.wait()
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through the CLI's handler
         return 130
+    finally:
+        stop_process(process)
+
+
+def stop_process(process: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """Terminate a child that is still running (SIGTERM, then SIGKILL after ``grace_s``), so it
+    never outlives us holding its port."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -159,6 +159,10 @@ class LimitsOut(BaseModel):
     max_image_bytes: int
     max_body_bytes: int
     max_top_k: int
+    max_image_pixels: int | None = Field(None, description="Largest accepted photo in pixels (width x height)")
+    max_concurrent_decodes: int | None = Field(None, description="Requests with photos decoded at once per worker; "
+                                               "others wait, then get 503")
+    body_timeout_s: float | None = Field(None, description="Seconds to send a whole request body (else 408)")
 
 
 class ModelOut(BaseModel):

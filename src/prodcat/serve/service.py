@@ -17,19 +17,18 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn.exceptions import NotFittedError
 
 import prodcat
 from prodcat.data.io import MOJIBAKE_PATTERN
 from prodcat.errors import DataError, ModelError
-from prodcat.image.io import DEFAULT_MAX_PIXELS
+from prodcat.input_checks import NO_USABLE_INPUT, without_usable_input
 from prodcat.review import ReviewPolicy
-from prodcat.serve.uploads import DEFAULT_MAX_IMAGE_BYTES, check_image
+from prodcat.serve.uploads import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_UPLOAD_PIXELS, check_image
 from prodcat.taxonomy import CATEGORIES, name_of
 from prodcat.text.encoding import fix_mojibake
 
 MAX_TOP_K = 27
-TEXT_KINDS = ("text", "early_fusion")
-IMAGE_KINDS = ("image", "early_fusion")
 IMAGE_IGNORED = "this model does not use photos: the image was ignored"
 IMAGE_UNREADABLE = "the model could not read this photo: the prediction ignores it"
 
@@ -71,19 +70,6 @@ class ServedModel:
     kinds: dict[str, str] = field(default_factory=dict)
 
 
-def component_kinds(model: Any) -> dict[str, str]:
-    """Kind (``text``, ``image``, ``early_fusion``) of each fitted component, by name.
-
-    Bundles whose recipe does not list components name each component after its modality.
-    """
-    entries = (getattr(model, "spec_", None) or {}).get("components")
-    fitted = list(model.components_)
-    if isinstance(entries, list):
-        kinds = {e.get("name"): e.get("kind") for e in entries if isinstance(e, dict)}
-        return {name: kinds.get(name, name) for name in fitted}
-    return {name: name for name in fitted}
-
-
 def _repair(text: str | None) -> str:
     """Mojibake repair as the data loaders do it (only on text showing mojibake patterns)."""
     text = text or ""
@@ -121,16 +107,17 @@ class PredictionService:
     """Classify products with a loaded model; checks input and shapes answers for the API and the demo."""
 
     def __init__(self, model: Any, *, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+                 max_pixels: int = DEFAULT_MAX_UPLOAD_PIXELS) -> None:
         self.model = model
         self.max_image_bytes = max_image_bytes
         self.max_pixels = max_pixels
-        if getattr(model, "components_", None) is None:
-            raise ModelError("the model is not fitted")
-        kinds = component_kinds(model)
+        try:
+            kinds = model.component_kinds
+        except NotFittedError:
+            raise ModelError("the model is not fitted") from None
         self.served = ServedModel(
-            accepts_text=any(kind in TEXT_KINDS for kind in kinds.values()),
-            accepts_images=any(kind in IMAGE_KINDS for kind in kinds.values()),
+            accepts_text=model.reads_text,
+            accepts_images=model.reads_images,
             classes=np.asarray(model.classes_),
             kinds=kinds,
         )
@@ -187,10 +174,14 @@ class PredictionService:
         if not products:
             return []
         warnings = [self.check(p) for p in products]
-        explained = self.model.explain(self.frame(products), k=len(self.served.classes))
-        for product, prediction, notes in zip(products, explained, warnings, strict=True):
+        frame = self.frame(products)
+        explained = self.model.explain(frame, k=len(self.served.classes))
+        nothing_known = without_usable_input(self.model, frame, [p.has_image for p in explained])
+        for product, prediction, notes, empty in zip(products, explained, warnings, nothing_known, strict=True):
             if product.image is not None and self.served.accepts_images and not prediction.has_image:
                 notes.append(IMAGE_UNREADABLE)
+            if empty:
+                notes.append(NO_USABLE_INPUT)
         answers = [self._answer(pred, k, notes) for pred, notes in zip(explained, warnings, strict=True)]
         flags = self.review.needs_review([prediction.top[0][2] for prediction in explained])
         for i, answer in enumerate(answers):
@@ -199,7 +190,7 @@ class PredictionService:
 
     @staticmethod
     def _answer(prediction: Any, k: int, warnings: list[str]) -> dict[str, Any]:
-        per_class = {m: {code: p for code, _, p in rows} for m, rows in prediction.modalities.items()}
+        per_class = {m: {code: p for code, _, p in rows} for m, rows in prediction.components.items()}
         top = [
             {"code": int(code), "name": name, "probability": _probability(p),
              "by_modality": {m: _probability(probs.get(code, 0.0)) for m, probs in per_class.items()}}
@@ -211,7 +202,7 @@ class PredictionService:
             "probability": top[0]["probability"],
             "top": top,
             "modalities": {m: [{"code": int(c), "name": n, "probability": _probability(p)} for c, n, p in rows[:k]]
-                           for m, rows in prediction.modalities.items()},
+                           for m, rows in prediction.components.items()},
             "words": [{"word": w, "weight": round(float(s), 6)} for w, s in prediction.words],
             "has_image": bool(prediction.has_image),
             "warnings": list(warnings),
@@ -234,32 +225,21 @@ class PredictionService:
 
     def model_info(self) -> dict[str, Any]:
         """Versions, training fingerprint, metrics and recipe of the served model (JSON-safe)."""
-        model = self.model
-        manifest = getattr(model, "manifest_", None) or {}
-        training = manifest.get("training") or {
-            "n": getattr(model, "n_train_", None),
-            "fingerprint": getattr(model, "fingerprint_", None),
-            "fit_seconds": round(float(getattr(model, "fit_seconds_", 0.0) or 0.0), 2),
-        }
-        if manifest.get("versions"):
-            saved_with = manifest["versions"]
-        else:
-            from prodcat.predictor import library_versions
-
-            saved_with = library_versions()
+        manifest = self.model.manifest
+        training = manifest["training"]
         return json_safe({
             "prodcat_version": prodcat.__version__,
-            "saved_with": saved_with,
+            "saved_with": manifest["versions"],
             "created": manifest.get("created"),
-            "preset": getattr(model, "preset", None),
+            "preset": self.model.spec.name,
             "components": list(self.served.kinds),
             "component_kinds": self.served.kinds,
             "accepts_images": self.served.accepts_images,
             "n_classes": len(self.served.classes),
             "training": training,
             "fingerprint": training.get("fingerprint"),
-            "metrics": getattr(model, "metrics_", None) or manifest.get("metrics") or {},
-            "spec": getattr(model, "spec_", None) or manifest.get("spec") or {},
+            "metrics": manifest.get("metrics") or {},
+            "spec": manifest["spec"],
         })
 
     @property
