@@ -105,6 +105,16 @@ def _pss_kb(pid: int) -> int:
     return 0
 
 
+def _name(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            words = f.read().split(b"\0")
+    except OSError:
+        return "?"
+    text = " ".join(w.decode(errors="replace") for w in words[:3])
+    return text[:60]
+
+
 def _cpu_s(pid: int) -> float:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -118,14 +128,16 @@ def measure(argv: list[str]) -> dict:
     """Run ``argv``; wall seconds, peak summed PSS (MB), CPU seconds of the process tree, stdout."""
     started = time.perf_counter()
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak, cpu = 0, {}
+    peak, cpu, at_peak = 0, {}, {}
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, at_peak
         while not done.is_set():
             pids = _tree(process.pid)
-            peak = max(peak, sum(_pss_kb(pid) for pid in pids))
+            pss = {pid: _pss_kb(pid) for pid in pids}
+            if sum(pss.values()) > peak:
+                peak, at_peak = sum(pss.values()), {f"{pid} {_name(pid)}": kb // 1024 for pid, kb in pss.items() if kb}
             for pid in pids:
                 cpu[pid] = max(cpu.get(pid, 0.0), _cpu_s(pid))
             done.wait(0.25)
@@ -138,7 +150,8 @@ def measure(argv: list[str]) -> dict:
     sampler.join()
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({process.returncode}):\n{output}")
-    return {"wall_s": wall, "peak_mb": peak / 1024, "cpu_s": sum(cpu.values()), "output": output}
+    return {"wall_s": wall, "peak_mb": peak / 1024, "cpu_s": sum(cpu.values()), "output": output,
+            "at_peak_mb": dict(sorted(at_peak.items(), key=lambda item: -item[1]))}
 
 
 def main() -> None:
@@ -166,6 +179,7 @@ def main() -> None:
         rows.append({"run": run, "rows": args.rows, "wall_s": result["wall_s"], "engine_s": engine_s,
                      "per_s": args.rows / engine_s, "peak_mb": result["peak_mb"], "cpu_s": result["cpu_s"]})
         print(f"{run}: {rows[-1]}", flush=True)
+        print(f"  PSS MB per process at the peak: {result['at_peak_mb']}", flush=True)
     print(f"\n{args.rows:,} text-only products, chunks of {args.chunk_rows:,} rows, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f} at the end (shared machine: taken under load)\n")
     print("| run | wall s (with start-up) | predict s | products/s | peak PSS MB (tree) | CPU s (tree) |")

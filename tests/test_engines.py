@@ -190,6 +190,10 @@ def test_ray_errors_come_back_as_prodcat_errors(ray_engine, demo, bundle: Path, 
     with pytest.raises(ProdcatError, match="1 product.* have no text and no image"):
         ray_engine.predict(bundle, ProductSource(str(bad)), tmp_path / "sub.csv")
     assert list(tmp_path.iterdir()) == [bad]
+    not_a_bundle = tmp_path / "not-a-bundle"
+    not_a_bundle.mkdir()
+    with pytest.raises(ProdcatError, match="not-a-bundle"):  # the actors cannot load it: one error, no traceback
+        ray_engine.predict(not_a_bundle, ProductSource(str(demo.x_test)), tmp_path / "sub.csv")
     with pytest.raises(ProdcatError, match="task 3 is bad"):
         ray_engine.map(_fail_on_three, range(5))
 

@@ -32,8 +32,12 @@ INSTALL_HINT = "pip install 'prodcat[ray]'"
 BATCH_ROWS = 5_000
 #: CPUs a read task asks for: none, so that a pool of actors holding every CPU cannot starve the reads.
 READ_CPUS = 0
+#: Largest block a read yields: a reader streams a file of any size in blocks of about this size.
+BLOCK_BYTES = 16 * 2**20
+#: Worker environment of a local runtime: two malloc arenas, as Ray's threads otherwise grow one each (memory).
+WORKER_ENV = {"MALLOC_ARENA_MAX": "2"}
 #: Object store of a local runtime: it only holds the batches in flight.
-LOCAL_OBJECT_STORE_BYTES = 256 * 2**20
+LOCAL_OBJECT_STORE_BYTES = 128 * 2**20
 
 
 def import_ray() -> Any:
@@ -100,6 +104,7 @@ class RayEngine(Engine):
         context = self.ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.execution_options.preserve_order = True  # output rows follow input rows
+        context.target_max_block_size = BLOCK_BYTES
 
     def _init(self, address: str | None, workers: int | None) -> None:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never report usage over the network
@@ -109,7 +114,8 @@ class RayEngine(Engine):
                                        configure_logging=False)
         try:
             if address is None:
-                self.ray.init(num_cpus=workers or 2, object_store_memory=LOCAL_OBJECT_STORE_BYTES, **options)
+                self.ray.init(num_cpus=workers or 2, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                              runtime_env={"env_vars": WORKER_ENV}, **options)
             else:
                 self.ray.init(address=address, **options)
         except (ConnectionError, ValueError, RuntimeError) as error:
@@ -133,7 +139,7 @@ class RayEngine(Engine):
         import pyarrow.csv as pacsv
 
         return self.ray.data.read_csv(
-            path, num_cpus=READ_CPUS,
+            path, num_cpus=READ_CPUS, override_num_blocks=1,  # one streaming reader, not the whole file split
             read_options=pacsv.ReadOptions(encoding=source.encoding),
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             # as pandas reads it in the local engine: text columns are text, only empty fields are missing
