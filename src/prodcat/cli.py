@@ -175,6 +175,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     with get_engine(args.engine, address=args.address, workers=args.workers, model=model) as engine:
         stats = engine.predict(args.model, source, args.out, output=output, chunk_rows=args.chunk_rows,
                                cache_dir=args.cache)
+    if stats.n_images_found is not None:
+        missing = stats.n_rows - stats.n_images_found
+        _print(f"  images: {stats.n_images_found:,} found, {missing:,} missing in {args.images}")
     if stats.unusable_photos:
         path, reason = stats.unusable_photos[0]
         _print(f"  {stats.n_unusable_photos:,} photo(s) unusable (text used instead), e.g. {path}: {reason}")

@@ -33,6 +33,7 @@ class PredictStats:
     n_shards: int
     seconds: float
     engine: str
+    n_images_found: int | None = None  # products whose photo exists (None: no images folder, or Ray)
     n_unusable_photos: int | None = None  # photos the model could not use (None: not counted, Ray)
     unusable_photos: list[tuple[str, str]] = field(default_factory=list)  # the first few (path, reason)
 

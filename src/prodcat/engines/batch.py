@@ -34,9 +34,10 @@ class OutputSpec:
 class BatchPredictor:
     """Loads a bundle once; ``predictor(raw_chunk)`` returns the output rows of that chunk.
 
-    The rows come back indexed like the input file (its index column, else positions from
-    ``first_row``); ``with_index_field`` moves that index into the :data:`INDEX_FIELD` column (Ray
-    batches keep no index), left out when the file has no index column of its own.
+    :meth:`predict` returns rows indexed like the input file (its index column, else positions from
+    ``first_row``) and counts the photos the model could not use. Called as a Ray actor, the index
+    travels in the :data:`INDEX_FIELD` column (Ray batches keep no index) and a bad input or, with
+    ``keep_error``, a bundle that cannot be loaded comes back as a message in :data:`ERROR_FIELD`.
     """
 
     def __init__(self, model_dir: str, source: ProductSource, output: OutputSpec, model: Any = None,
@@ -48,6 +49,7 @@ class BatchPredictor:
         self.output = output
         self.error: str | None = None  # a bundle an actor could not load: reported with its first batch
         self.n_unusable_photos = 0
+        self.n_images_found = 0  # products whose photo file exists (with an images folder)
         self.unusable_photos: list[tuple[str, str]] = []  # the first few (path, reason)
         try:
             self.model = model if model is not None else ProductClassifier.load(model_dir, cache_dir=cache_dir)
@@ -61,6 +63,7 @@ class BatchPredictor:
         """The output rows of ``raw`` and whether their index came from the file."""
         X, own_index = to_products(raw, self.source, first_row)
         rows = self._rows(X)
+        self.n_images_found += int(X["image_path"].notna().sum())
         failures = getattr(self.model, "last_image_failures_", None) or []
         self.n_unusable_photos += len(failures)
         self.unusable_photos += failures[: max(0, 3 - len(self.unusable_photos))]

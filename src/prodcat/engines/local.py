@@ -34,7 +34,8 @@ class LocalEngine(Engine):
                 sink.write(rows)
                 n_review = add_review(n_review, rows)
             path = sink.finish()
-            return PredictStats(path, sink.rows, n_review, len(sink.shards), timer.seconds, self.name,
+            found = predictor.n_images_found if source.images_dir is not None else None
+            return PredictStats(path, sink.rows, n_review, len(sink.shards), timer.seconds, self.name, found,
                                 predictor.n_unusable_photos, predictor.unusable_photos)
 
     def embed(self, paths: Sequence[str], *, cache_dir: str | None = None, backbone: str = "lite0",

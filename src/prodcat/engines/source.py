@@ -108,10 +108,11 @@ def to_products(raw: pd.DataFrame, source: ProductSource, first_row: int | None 
     start = first_row or 0
     where = f"rows {start}..{start + len(raw) - 1}" if first_row is not None else "a batch"
     index_col = index_column(raw.columns)
-    ids = pd.DataFrame(index=pd.RangeIndex(len(raw)))
+    # errors name the file's own row labels (its index column, else the row numbers)
+    labels = pd.Index(raw[index_col].to_numpy()) if index_col is not None else source.row_numbers(start, len(raw))
+    ids = pd.DataFrame(index=labels)
     for column in ID_COLUMNS:
-        values = raw[column].reset_index(drop=True) if column in raw.columns else None
-        ids[column] = (validate.parse_ids(values, column, source.path) if values is not None
+        ids[column] = (validate.parse_ids(raw[column].set_axis(labels), column, source.path) if column in raw.columns
                        else pd.array([pd.NA] * len(raw), dtype="Int64"))
     image_paths = None
     if source.images_dir is not None and not set(ID_COLUMNS) <= set(raw.columns):
@@ -129,7 +130,7 @@ def to_products(raw: pd.DataFrame, source: ProductSource, first_row: int | None 
                         path=source.path, row=rows[0] if first_row is not None else None)
     X = make_products(titles, descriptions, image_paths)
     X["productid"], X["imageid"] = ids["productid"].to_numpy(), ids["imageid"].to_numpy()
-    X.index = pd.Index(raw[index_col].to_numpy()) if index_col is not None else source.row_numbers(start, len(raw))
+    X.index = labels
     return X, index_col is not None
 
 
