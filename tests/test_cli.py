@@ -44,7 +44,7 @@ def test_train_writes_run_folder_never_overwritten(trained: Path, demo, capsys) 
 
 def test_train_writes_bundle(trained: Path) -> None:
     manifest = json.loads((trained / "prodcat.json").read_text())
-    assert manifest["spec"]["components"][0]["model"] == "linear"
+    assert manifest["spec"]["components"][0]["model"] == "stack"
     assert len(manifest["classes"]) == 27
     assert 0.3 < manifest["metrics"]["validation"]["weighted_f1"] <= 1.0
     assert len(manifest["training"]["fingerprint"]) == 64

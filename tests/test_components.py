@@ -115,7 +115,7 @@ def test_presets_load_as_typed_specs() -> None:
     (lambda p: p["components"][1].pop("name"), r"name: missing"),
     (lambda p: p.update(fusoin=None), r"preset 'toy': fusoin: unknown key"),
     (lambda p: p["fusion"].update(kind="stack"), r"preset 'toy': fusion.kind: unknown key"),
-    (lambda p: p["fusion"].update(method="vote"), r"fusion.method: must be one of stack, blend"),
+    (lambda p: p["fusion"].update(method="vote"), r"fusion.method: must be one of auto, classwise, stack, blend"),
     (lambda p: p["fusion"].update(refit=["nope"]), r"fusion.refit: names no component: nope"),
     (lambda p: p["components"].append({"name": "text", "kind": "text"}), r"text repeats"),
     (lambda p: p["components"].append({"name": "photo", "kind": "image"}), r"backbone: components read images"),

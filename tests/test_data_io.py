@@ -356,3 +356,15 @@ def test_real_sample(shared_data):
     assert report.n_mojibake_fixed >= 3
     for column in TEXT_COLUMNS:
         assert not ds.X[column].str.contains("Ã©|Ã¨|â€™|Â·|[\x80-\x9f]", regex=True).any()
+
+
+def test_rows_with_an_image_and_no_text_are_kept_with_a_warning(tmp_path):
+    X, Y = official_frames(3)
+    X.loc[101, ["designation", "description"]] = ["", ""]
+    x_path, y_path = write_official(tmp_path, X, Y)
+    make_images(tmp_path / "img", X, [101])
+    ds = load_official(x_path, y_path, tmp_path / "img")
+    assert len(ds.X) == 3 and ds.X.loc[101, "designation"] == "" and ds.X.loc[101, "image_path"]
+    assert any("no text, only an image" in w and "101" in w for w in ds.report.warnings)
+    with pytest.raises(DataError, match=r"empty designation and no description and no image.*: 101"):
+        load_official(x_path, y_path)  # no image folder: nothing to classify

@@ -174,8 +174,17 @@ def test_concurrent_first_uses_export_once(tmp_path, fake_export):
 def test_fingerprint_and_unknown_backbone():
     assert model_fingerprint("lite0") != model_fingerprint("lite2")
     assert model_fingerprint("lite0") == model_fingerprint("lite0")
-    with pytest.raises(ModelError, match="lite0, lite2"):
+    with pytest.raises(ModelError, match="lite0, lite1, lite2"):
         Backbone("resnet50")
+
+
+def test_tta_averages_the_photo_and_its_mirror_under_its_own_cache_tag(backbone):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
+    tta = Backbone("lite0", cache_dir=backbone.cache_dir, tta=True)
+    assert tta.onnx_path == backbone.onnx_path and tta.tag != backbone.tag
+    expected = (backbone.embed(images) + backbone.embed(np.ascontiguousarray(images[:, :, ::-1]))) / 2
+    np.testing.assert_allclose(tta.embed(images), expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.slow

@@ -57,7 +57,8 @@ def manifest_of(model: "ProductClassifier") -> dict[str, Any]:
         "classes": [int(c) for c in model.classes_],
         "components": model.component_names,
         "training": {"n": model.n_train_, "fingerprint": model.fingerprint_,
-                     "fit_seconds": round(model.fit_seconds_, 2), "image_failures": len(model.image_failures_)},
+                     "fit_seconds": round(model.fit_seconds_, 2), "image_failures": len(model.image_failures_),
+                     "text_only_reason": model.text_only_reason_},
         "metrics": model.metrics_,
     }
 
@@ -115,6 +116,7 @@ def load_bundle(cls: type["ProductClassifier"], path: str | Path, *, cache_dir: 
         stack=state.get("fuser"), blend=state.get("blend"), fit_times=state.get("fit_times", {}),
         n_train=training.get("n"), fingerprint=training.get("fingerprint"),
         fit_seconds=training.get("fit_seconds", 0.0), metrics=manifest.get("metrics", {}),
+        text_only_reason=training.get("text_only_reason"),
     )
     model._manifest = manifest
     return model

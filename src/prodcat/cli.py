@@ -150,7 +150,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train_and_save(dataset, out=args.out, preset=args.preset, text_model=args.text_model,
                             valid_size=args.valid_size, seed=args.seed, cache_dir=args.cache,
                             runs_root=args.runs_dir, run_name=args.name, mlflow_uri=args.mlflow,
-                            time_limit=args.time_limit, fusion=args.fusion)
+                            time_limit=args.time_limit, fusion=args.fusion, text_backbone=args.text_backbone,
+                            device=args.device)
     _print(result.summary())
     return 0
 
@@ -447,8 +448,15 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "hierarchical, neural_embedding, minilm)")
     p.add_argument("--time-limit", type=_number_in(0), metavar="SECONDS",
                    help="time budget for the fit; deep components get their share (as AutoGluon's time_limit)")
-    p.add_argument("--fusion", choices=["stack", "blend"],
-                   help="late-fusion method of multi-component presets (default: the preset's, stack)")
+    p.add_argument("--fusion", choices=["auto", "classwise", "stack", "blend"],
+                   help="late-fusion method of multi-component presets (default: the preset's, auto: the fuser "
+                        "with the lowest out-of-fold log-loss)")
+    p.add_argument("--text-backbone", metavar="DIR",
+                   help="folder of a local Hugging Face checkpoint (model + tokenizer) that the transformer "
+                        "component fine-tunes instead of the bundled MiniLM; prodcat never downloads")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"],
+                   help="where torch components train: auto (default: CUDA when available), cpu or cuda "
+                        "(mixed precision and larger batches)")
     p.add_argument("--valid-size", type=_number_in(0, 1, low_ok=True), default=0.1,
                    help="share held out for validation metrics and review thresholds (0 trains on everything)")
     p.add_argument("--seed", type=int, default=42, help="random seed of the split and the models")
@@ -498,7 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("embed", cmd_embed, "Compute image embeddings for a folder into the on-disk cache (resumable).")
     p.add_argument("--images", required=True, metavar="DIR")
     p.add_argument("--cache", metavar="DIR", help="cache folder (default: user cache dir or $PRODCAT_CACHE_DIR)")
-    p.add_argument("--backbone", default="lite0", choices=["lite0", "lite2"], help="image model")
+    p.add_argument("--backbone", default="lite0", choices=["lite0", "lite1", "lite2"], help="image model")
     _add_engine_args(p, workers="local engine: decoding processes (default: a quarter of the CPUs); Ray engine: "
                                 "actors, each loads the backbone once (default: the CPUs Ray sees)")
 

@@ -73,3 +73,19 @@ def evaluate_predictions(
         per_class=per_class,
         confusion=confusion,
     )
+
+
+_ALONE_PRESETS = {"text": "fast", "image": "image"}
+
+
+def fusion_warnings(combined: Evaluation, components: dict[str, Evaluation]) -> list[str]:
+    """One warning per component that scores a higher weighted F1 alone than the fused model on the
+    same products (fusion is then not worth it here)."""
+    out = []
+    for name, alone in components.items():
+        if alone.weighted_f1 > combined.weighted_f1:
+            preset = _ALONE_PRESETS.get(name)
+            hint = f"; train --preset {preset} instead" if preset else ""
+            out.append(f"fusion loses: the fused model's weighted F1 {combined.weighted_f1:.4f} is below {name} alone "
+                       f"({alone.weighted_f1:.4f}) on the same {combined.n:,} products{hint}")
+    return out

@@ -17,6 +17,8 @@ NO_USABLE_INPUT = ("no usable input: the text has no word this model knows and t
 
 def _word_vectorizers(component: Any) -> list[tuple[Any, Any]] | None:
     """(text model, its word vectorizer) pairs of a TF-IDF text component; None when it cannot be inspected."""
+    if hasattr(component, "word_vectorizer") and hasattr(component, "clean"):  # the stacked default model
+        return [(component, component.word_vectorizer())]
     if hasattr(component, "vectorizers_") and hasattr(component, "clean"):
         return [(component, component.vectorizers_[0])]
     group = getattr(component, "group_model_", None)  # hierarchical: its first stage reads every product

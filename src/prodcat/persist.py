@@ -37,6 +37,7 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     # prodcat's own models (attributes only; their code is the installed prodcat)
     "prodcat.models.text.TextClassifier",
     "prodcat.models.text._SoftmaxScores",
+    "prodcat.models.text_stack.StackedTextClassifier",
     "prodcat.models.hierarchical.HierarchicalTextClassifier",
     "prodcat.models.image.ImageEmbeddingClassifier",
     "prodcat.models.image.PixelHistogramClassifier",
@@ -44,6 +45,9 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     "prodcat.models.fusion.BlendFuser",
     "prodcat.models.fusion._Stack",
     "prodcat.models.fusion._Blend",
+    "prodcat.models.fusion.ClasswiseFuser",
+    "prodcat.models.fusion._Classwise",
+    "prodcat.models.fusion.GuardedFuser",
     # scikit-learn estimators and the helpers they keep after fit
     "sklearn.feature_extraction.text.TfidfVectorizer",
     "sklearn.feature_extraction.text.TfidfTransformer",

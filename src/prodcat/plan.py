@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from prodcat.components import Component, ComponentSpec, Inputs, make_component
 from prodcat.data.split import stratified_folds, validation_split
 from prodcat.errors import DataError
-from prodcat.models.fusion import BlendFuser, StackingFuser, fit_fusers
+from prodcat.models.fusion import BlendFuser, fit_fusers
 from prodcat.presets import FusionSpec, PresetSpec
 
 
@@ -31,7 +31,7 @@ class FittedParts:
     """What a fit plan produced."""
 
     components: dict[str, Component]
-    stack: StackingFuser | None = None
+    stack: Any = None  # the chosen fuser (see fusion.choose_fuser), guarded
     blend: BlendFuser | None = None
     fit_times: dict[str, float] = field(default_factory=dict)
 
@@ -86,9 +86,10 @@ class FitPlan:
             fitted, held_out, held_out_y, held_out_image = self._holdout(inputs, y, fusion)
         present = {n: held_out[n] for n in fitted if n in held_out}
         image_only = [n for n in present if fitted[n].reads == "image"]
-        stack, blend = fit_fusers(present, held_out_y, held_out_image, self.classes, self.prior,
-                                  image_only=image_only, seed=self.seed)
-        return FittedParts(fitted, stack, blend, self.fit_times)
+        fuser, blend = fit_fusers(present, held_out_y, held_out_image, self.classes, self.prior,
+                                  image_only=image_only, seed=self.seed, method=fusion.method)
+        self.log(f"  fuser: {fuser.describe()['kind']}")
+        return FittedParts(fitted, fuser, blend, self.fit_times)
 
     def fit_components(self, inputs: Inputs, y: np.ndarray, specs: Sequence[ComponentSpec]) -> dict[str, Component]:
         """Fresh components of ``specs`` fitted on ``inputs``, timed."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -28,7 +29,7 @@ from threadpoolctl import ThreadpoolController
 
 from prodcat import bundle
 from prodcat.components import Component, Inputs
-from prodcat.errors import DataError
+from prodcat.errors import DataError, ModelError
 from prodcat.evaluation import Evaluation, evaluate_predictions
 from prodcat.inputs import as_products, read_inputs
 from prodcat.models.fusion import fuse
@@ -113,8 +114,12 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
     text_model: override the model of the preset's component named ``text`` (any name of
         :func:`prodcat.components.text_model_names`).
     image_model: override the component named ``image`` (``"logreg"``, ``"mlp"`` or ``"pixels"``).
-    backbone: override the image backbone (``"lite0"`` or ``"lite2"``).
-    fusion: override the fusion method (``"stack"`` or ``"blend"``).
+    backbone: override the image backbone (``"lite0"``, ``"lite1"`` or ``"lite2"``).
+    fusion: override the fusion method (``"auto"``: the fuser with the lowest out-of-fold log-loss;
+        ``"classwise"``, ``"stack"`` or ``"blend"``; see :func:`prodcat.models.fusion.choose_fuser`).
+    text_backbone: the folder of a local Hugging Face checkpoint fine-tuned by the transformer
+        components (``minilm``) instead of the bundled MiniLM; never a hub name (prodcat never downloads).
+    device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"`` for every torch component.
     time_limit: seconds for the whole fit; each component gets its ``budget`` share of it.
     cache_dir: image embedding cache (default: the user cache dir or ``$PRODCAT_CACHE_DIR``).
     """
@@ -127,6 +132,8 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         image_model: str | None = None,
         backbone: str | None = None,
         fusion: str | None = None,
+        text_backbone: str | None = None,
+        device: str | None = None,
         time_limit: float | None = None,
         cache_dir: str | None = None,
         seed: int = 42,
@@ -137,6 +144,8 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         self.image_model = image_model
         self.backbone = backbone
         self.fusion = fusion
+        self.text_backbone = text_backbone
+        self.device = device
         self.time_limit = time_limit
         self.cache_dir = cache_dir
         self.seed = seed
@@ -145,7 +154,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
     # -- configuration --------------------------------------------------------------------
     def resolved_spec(self) -> PresetSpec:
         """The preset, validated, with this object's overrides applied."""
-        from prodcat.components import image_component_spec, text_component_spec
+        from prodcat.components import SpecError, image_component_spec, text_component_spec, torch_params
 
         spec = load_preset(self.preset)
         components = []
@@ -154,13 +163,39 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
                 c = text_component_spec(c.name, self.text_model, budget=c.budget)
             if c.name == "image" and self.image_model is not None:
                 c = image_component_spec(c.name, self.image_model, budget=c.budget)
+            overrides = {key: value for key, value in (("backbone", self._backbone_folder()), ("device", self.device))
+                         if value is not None and key in torch_params(c)}
+            if overrides:
+                try:
+                    c = replace(c, params={**c.params, **overrides})
+                except SpecError as error:
+                    raise ModelError(str(error)) from None
             components.append(c)
+        if self.text_backbone is not None and not any("backbone" in torch_params(c) for c in components):
+            raise ModelError(f"a text backbone needs a transformer component, and preset {spec.name!r} has none: "
+                             "add --text-model minilm (or use --preset best)")
+        for c in components:  # a hub name or a folder without a model: refused before any training
+            if getattr(c, "params", {}).get("backbone") is not None:
+                from prodcat.models.transformer import resolve_backbone
+
+                resolve_backbone(c.params["backbone"])
+        if self.device is not None:
+            from prodcat.models.torch_utils import resolve_device
+
+            resolve_device(self.device)  # "cuda" without a GPU: refused before any training
         spec = replace(spec, components=tuple(components))
         if self.backbone is not None and spec.backbone:
             spec = replace(spec, backbone=self.backbone)
         if self.fusion is not None and spec.fusion is not None:
             spec = replace(spec, fusion=replace(spec.fusion, method=self.fusion))
         return spec
+
+    def _backbone_folder(self) -> str | None:
+        """``text_backbone`` made absolute when it is a folder (so the bundle finds it from anywhere)."""
+        if self.text_backbone is None:
+            return None
+        path = os.fspath(self.text_backbone)
+        return os.path.abspath(path) if os.path.isdir(path) else path
 
     def _log(self, message: str) -> None:
         if self.progress:
@@ -189,6 +224,10 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
                 raise DataError(f"preset {spec.name!r} needs images: none of the training products has a "
                                 "readable image (pass --images / an image_path column)")
             self._log("No usable training images: image components are skipped")
+        text_only = _text_only_reason(spec, inputs.has_image, len(classes))
+        if text_only:
+            self._log(f"Text only: {text_only}")
+            spec = replace(spec, fusion=None, components=tuple(c for c in spec.components if c.reads == "text"))
         names = ", ".join(c.name for c in spec.components)
         self._log(f"Training {names} on {len(y):,} products ({int(inputs.has_image.sum()):,} with an image)")
         plan = FitPlan(spec, classes, prior, seed=self.seed, time_limit=self.time_limit, log=self._log)
@@ -198,13 +237,14 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         self._set_fitted(spec=spec, classes=classes, prior=prior, components=parts.components, stack=parts.stack,
                          blend=parts.blend, fit_times=parts.fit_times, n_train=int(len(y)),
                          fingerprint=data_fingerprint(products, y), fit_seconds=time.perf_counter() - started,
-                         metrics={}, image_failures=inputs.failures)
+                         metrics={}, image_failures=inputs.failures, text_only_reason=text_only)
         return self
 
     def _set_fitted(self, *, spec: PresetSpec, classes: np.ndarray, prior: np.ndarray,
                     components: dict[str, Component], stack: Any, blend: Any, fit_times: dict[str, float],
                     n_train: int | None, fingerprint: str | None, fit_seconds: float, metrics: dict[str, Any],
-                    image_failures: list[tuple[str, str]] | None = None) -> None:
+                    image_failures: list[tuple[str, str]] | None = None,
+                    text_only_reason: str | None = None) -> None:
         """Set every fitted attribute (from a fit, or from a bundle)."""
         self.spec_ = spec
         self.classes_ = classes
@@ -218,6 +258,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         self.fit_seconds_ = fit_seconds
         self.metrics_ = metrics
         self.image_failures_ = list(image_failures or [])
+        self.text_only_reason_ = text_only_reason
         self._manifest: dict[str, Any] | None = None
 
     # -- what the fitted model is ------------------------------------------------------------
@@ -282,12 +323,10 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
     def fused_proba(self, X: Any, *, fuser: str | None = None) -> np.ndarray:
         """Fused probabilities of products ``X`` (or of a :meth:`component_proba` result).
 
-        ``fuser``: ``"stack"`` or ``"blend"`` (default: the preset's); with one component, its own.
+        ``fuser``: ``"blend"`` for the plain blend (default: the fitted fuser); with one component, its own.
         """
         scores = X if isinstance(X, ComponentProba) else self.component_proba(X)
-        fusion = self.spec_.fusion
-        chosen = fuser or (fusion.method if fusion is not None else "stack")
-        return fuse(self.blend_ if chosen == "blend" else self.fuser_, scores.probas, scores.has_image, self.prior_)
+        return fuse(self.blend_ if fuser == "blend" else self.fuser_, scores.probas, scores.has_image, self.prior_)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, columns in ``classes_`` order."""
@@ -348,20 +387,23 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         if self.fuser_ is not None:
             total = float(sum(self.fit_times_.values()))
             fused = "text+image" if self.reads_images else "text"
-            add("fusion: stack", fused, self.fused_proba(scores, fuser="stack"), total)
-            add("fusion: blend", fused, self.fused_proba(scores, fuser="blend"), total)
+            chosen = self.fuser_.describe()["kind"]
+            add(f"fusion: {chosen}", fused, self.fused_proba(scores), total)
+            if chosen != "blend":
+                add("fusion: blend", fused, self.fused_proba(scores, fuser="blend"), total)
         return pd.DataFrame(rows).sort_values("weighted_f1", ascending=False, ignore_index=True)
 
     def describe(self) -> dict[str, Any]:
         """Short description of the fitted model (preset, components, training size), for reports."""
         check_is_fitted(self, "components_")
-        fusion = self.spec_.fusion
         info = {"preset": self.spec_.name,
                 "components": ", ".join(f"{n} ({c.spec.label})" for n, c in self.components_.items()),
-                "fusion": fusion.method if self.fuser_ is not None and fusion is not None else "-",
+                "fusion": self.fuser_.describe()["kind"] if self.fuser_ is not None else "-",
                 "backbone": self.spec_.backbone or "-",
                 "trained on": f"{self.n_train_:,} products" if self.n_train_ else "?",
                 "fingerprint": (self.fingerprint_ or "")[:12]}
+        if self.text_only_reason_:
+            info["text only"] = self.text_only_reason_
         if self.blend_ is not None:
             info["blend weights"] = json.dumps({k: {n: round(w, 3) for n, w in v.items()}
                                                 for k, v in self.blend_.weights().items()})
@@ -384,3 +426,12 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         incompatible versions and edited or damaged ones. ``cache_dir``: the image embedding cache
         to use (default ``$PRODCAT_CACHE_DIR`` or the user cache dir; a bundle never chooses it)."""
         return bundle.load_bundle(cls, path, cache_dir=cache_dir)
+
+
+def _text_only_reason(spec: PresetSpec, has_image: np.ndarray, n_classes: int) -> str | None:
+    """Why a preset mixing text and image components trains text only here (too few photos), or None."""
+    from prodcat.models.fusion import text_only_reason
+
+    if not spec.reads_images or not any(c.reads == "text" for c in spec.components):
+        return None
+    return text_only_reason(int(has_image.sum()), n_classes)

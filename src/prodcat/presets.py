@@ -3,7 +3,8 @@
 A preset lists its ``components`` (see :mod:`prodcat.components`), the image ``backbone`` and
 how the components are fused:
 
-- ``{"method": "stack" | "blend", "folds": K}``: the fuser learns from K-fold out-of-fold
+- ``{"method": "auto" | "classwise" | "stack" | "blend", "folds": K}`` (``auto``: the fuser with the
+  lowest out-of-fold log-loss, see :func:`prodcat.models.fusion.choose_fuser`): the fuser learns from K-fold out-of-fold
   predictions, then every component is refitted on all the training data;
 - ``{"method": ..., "folds": 0, "holdout": 0.15, "refit": [names]}``: components train on 85% and
   the fuser learns from their predictions on the other 15%; then the components named in
@@ -25,32 +26,35 @@ from prodcat.components import ComponentSpec, SpecError, check, parse_component
 from prodcat.errors import ModelError, ProdcatError
 
 _TEXT = {"name": "text", "kind": "text", "model": "linear"}
+_STACK = {"name": "text", "kind": "text", "model": "stack"}
 _IMAGE = {"name": "image", "kind": "image", "model": "logreg"}
 
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": {
-        "description": "Text only: cleaned text -> word + character TF-IDF -> calibrated linear SVM.",
-        "components": [_TEXT],
+        "description": "Text only: LinearSVC (words + word shapes + layout), SGD (words + characters) and "
+                       "complement naive Bayes, stacked by a logistic regression on 5-fold out-of-fold scores.",
+        "components": [_STACK],
         "backbone": None,
         "fusion": None,
     },
     "image": {
-        "description": "Image only: EfficientNet-Lite0 embeddings -> logistic regression.",
+        "description": "Image only: EfficientNet-Lite1 embeddings (white border cropped) -> logistic regression.",
         "components": [_IMAGE],
-        "backbone": "lite0",
+        "backbone": "lite1",
         "fusion": None,
     },
     "balanced": {
-        "description": "Text TF-IDF model + image embeddings model, late fusion by stacking on 5-fold "
-                       "out-of-fold probabilities (default when images are given).",
+        "description": "Text TF-IDF model + image embeddings model, late fusion on 5-fold out-of-fold "
+                       "probabilities, the fuser (class-wise, blend or stack) chosen by its out-of-fold log-loss "
+                       "(default when images are given).",
         "components": [_TEXT, _IMAGE],
         "backbone": "lite0",
-        "fusion": {"method": "stack", "folds": 5},
+        "fusion": {"method": "auto", "folds": 5},
     },
     "best": {
         "description": "Everything stacked: TF-IDF linear, dense net on TF-IDF, MiniLM transformer fine-tuned "
                        "(top 3 layers), Universal Sentence Encoder features, image MLP head and early fusion; "
-                       "meta-learner on a 15% holdout, then the TF-IDF models refitted on all the data.",
+                       "fuser chosen and fitted on a 15% holdout, then the TF-IDF models refitted on all the data.",
         "components": [
             _TEXT,
             {"name": "neural_simple", "kind": "deep_text", "model": "neural_simple"},
@@ -60,20 +64,20 @@ PRESETS: dict[str, dict[str, Any]] = {
             {"name": "early_fusion", "kind": "early_fusion"},
         ],
         "backbone": "lite0",
-        "fusion": {"method": "stack", "folds": 0, "holdout": 0.15, "refit": ["text", "neural_simple"]},
+        "fusion": {"method": "auto", "folds": 0, "holdout": 0.15, "refit": ["text", "neural_simple"]},
         "time_limit": 1200,
     },
 }
 
 DEFAULT_PRESET = "fast"
-FUSION_METHODS = ("stack", "blend")
+FUSION_METHODS = ("auto", "classwise", "stack", "blend")
 
 
 @dataclass(frozen=True)
 class FusionSpec:
     """How a multi-component preset fuses: ``method``, and K ``folds`` or a ``holdout`` share."""
 
-    method: str = "stack"
+    method: str = "auto"
     folds: int = 5
     holdout: float = 0.15
     refit: tuple[str, ...] = ()

@@ -18,7 +18,7 @@ import numpy as np
 
 from prodcat.data.io import Dataset
 from prodcat.data.split import stratified_split
-from prodcat.evaluation import Evaluation, evaluate_predictions
+from prodcat.evaluation import Evaluation, evaluate_predictions, fusion_warnings
 from prodcat.predictor import ProductClassifier
 from prodcat.presets import DEFAULT_PRESET, PRESETS
 from prodcat.review import review_thresholds
@@ -45,6 +45,7 @@ class EvaluationResult:
     out: Path
     files: list[Path]
     review: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         e = self.evaluation
@@ -52,6 +53,7 @@ class EvaluationResult:
                  f"accuracy {e.accuracy:.4f}"]
         for name, m in self.components.items():
             lines.append(f"  {name:>7} alone: weighted F1 {m.weighted_f1:.4f}")
+        lines += [f"  warning: {w}" for w in self.warnings]
         weakest = e.per_class.sort_values("f1").head(3)
         lines.append("  weakest classes: " + ", ".join(f"{r.code} {r.name} (F1 {r.f1:.2f})"
                                                         for r in weakest.itertuples()))
@@ -61,7 +63,7 @@ class EvaluationResult:
     def metrics(self) -> dict[str, Any]:
         """Headline metrics plus each component's own headlines and the review thresholds, for JSON."""
         return {**self.evaluation.headline(), "components": {m: e.headline() for m, e in self.components.items()},
-                "review": self.review}
+                "review": self.review, "warnings": self.warnings}
 
 
 def evaluate_to_dir(model: ProductClassifier, dataset: Dataset, out: str | Path, *, report: bool = True,
@@ -80,7 +82,7 @@ def evaluate_to_dir(model: ProductClassifier, dataset: Dataset, out: str | Path,
     components = {name: evaluate_predictions(y_true, model.classes_[p.argmax(axis=1)], classes=model.classes_)
                   for name, p in scores.probas.items()} if len(scores.probas) > 1 else {}
     result = EvaluationResult(evaluation, components, out, [],
-                              review_thresholds(proba.max(axis=1), y_pred == y_true))
+                              review_thresholds(proba.max(axis=1), y_pred == y_true), fusion_warnings(evaluation, components))
     metrics = {**result.metrics(), "products_with_image": int(scores.has_image.sum())}
     files = [out / "metrics.json", out / "per_class.csv", out / "confusion_matrix.csv", out / "predictions.csv"]
     files[0].write_text(json.dumps(metrics, indent=2), encoding="utf-8")
@@ -97,7 +99,7 @@ def evaluate_to_dir(model: ProductClassifier, dataset: Dataset, out: str | Path,
         files.append(write_evaluation_report(
             out, evaluation, y_true=y_true, y_pred=y_pred, proba=proba, classes=model.classes_,
             products=dataset.X, components={**components, "combined": evaluation} if components else None,
-            title=title, model_info=model.describe()))
+            title=title, model_info=model.describe(), warnings=result.warnings))
     result.files = files
     return result
 
@@ -129,6 +131,7 @@ class TrainResult:
                          f"macro F1 {v.macro_f1:.4f}, accuracy {v.accuracy:.4f}")
             lines += [f"  {name:>7} alone: weighted F1 {m.weighted_f1:.4f}"
                       for name, m in self.validation.components.items()]
+            lines += [f"  warning: {w}" for w in self.validation.warnings]
         lines.append(f"Run folder: {self.run_dir}")
         lines += [f"Model bundle: {path}" for path in [self.model_dir, *self.copies]]
         return "\n".join(lines)
@@ -138,12 +141,13 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
                    text_model: str | None = None, valid_size: float = 0.1, seed: int = 42,
                    cache_dir: str | None = None, runs_root: str | Path = "runs", run_name: str | None = None,
                    mlflow_uri: str | None = None, time_limit: float | None = None, fusion: str | None = None,
-                   progress: bool = True,
+                   text_backbone: str | None = None, device: str | None = None, progress: bool = True,
                    report: bool = True) -> TrainResult:
     """Hold out ``valid_size`` (stratified), fit the preset, evaluate, and save a run folder.
 
     The run folder (under ``runs_root``) gets config.json, metrics.json, validation/ and model/;
     ``out``, when given, receives a copy of the model bundle.
+    ``text_backbone`` and ``device`` are :class:`~prodcat.predictor.ProductClassifier`'s.
     """
     from prodcat.runs import log_to_mlflow, new_run_dir, write_run_files
 
@@ -158,7 +162,7 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
     y = dataset.y.to_numpy()
     split = stratified_split(y, valid_size=valid_size, test_size=0.0, seed=seed)
     model = ProductClassifier(preset, text_model=text_model, cache_dir=cache_dir, seed=seed, progress=progress,
-                              time_limit=time_limit, fusion=fusion)
+                              time_limit=time_limit, fusion=fusion, text_backbone=text_backbone, device=device)
     from prodcat.safe_bundle import check_savable
 
     check_savable(model.resolved_spec(), f"preset {preset!r}")  # before training, not after

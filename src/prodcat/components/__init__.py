@@ -43,7 +43,7 @@ __all__ = [
     "PixelsComponent", "PixelsSpec", "SpecError", "TextReadingComponent", "TextSpec", "TfidfTextComponent",
     "aligned", "check", "registered_kinds", "deep_text_models", "get_component", "make_component",
     "image_component_spec", "parse_component", "register_component", "text_component_spec",
-    "text_model_names",
+    "text_model_names", "torch_params",
 ]
 
 
@@ -61,6 +61,18 @@ def text_component_spec(name: str, model: str, **common: object) -> ComponentSpe
     if model in deep_text_models():
         return DeepTextSpec(name=name, model=model, **common)
     raise ModelError(f"unknown text model {model!r}; choose one of {', '.join(text_model_names())}")
+
+
+def torch_params(spec: ComponentSpec) -> frozenset[str]:
+    """The constructor parameters (``device``, ``backbone``, ...) that a spec's ``params`` may set
+    on its torch model; empty for components without one."""
+    if isinstance(spec, DeepTextSpec):
+        return frozenset(deep_text_models()[spec.model]._get_param_names())
+    if isinstance(spec, EarlyFusionSpec):
+        from prodcat.models.early_fusion import EarlyFusionClassifier
+
+        return frozenset(EarlyFusionClassifier._get_param_names())
+    return frozenset()
 
 
 def image_component_spec(name: str, model: str, **common: object) -> ComponentSpec:

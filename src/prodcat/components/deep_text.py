@@ -9,6 +9,8 @@ from typing import Any, Mapping
 from prodcat.components.base import ComponentSpec, check, register_component
 from prodcat.components.text import TextReadingComponent
 
+DEVICES = ("auto", "cpu", "cuda")  # as prodcat.models.torch_utils.DEVICES (not imported: it imports torch)
+
 # Set by the component from the predictor, never by a preset.
 _MANAGED_PARAMS = ("seed", "time_limit", "progress")
 
@@ -40,6 +42,12 @@ class DeepTextSpec(ComponentSpec):
         for key in self.params:
             check(key in allowed, f"params.{key}",
                   f"not a parameter of {self.model!r}; choose from {', '.join(sorted(allowed))}")
+        device = self.params.get("device", "auto")
+        check(device in DEVICES or (isinstance(device, str) and device.startswith("cuda:")), "params.device",
+              f"must be one of {', '.join(DEVICES)}, got {device!r}")
+        backbone = self.params.get("backbone")
+        check(backbone is None or (isinstance(backbone, str) and backbone != ""), "params.backbone",
+              f"must be the path of a local checkpoint folder, got {backbone!r}")  # checked on disk by fit
 
 
 @register_component("deep_text")

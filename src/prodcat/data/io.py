@@ -6,7 +6,8 @@ The standard product frame (``Dataset.X``, :func:`make_products`) has the column
 
 Loading validates as it goes (see :mod:`prodcat.data.validate`) and never drops rows silently:
 missing images are counted in the :class:`LoadReport`, not fatal. A row with an empty
-designation but a description is kept (with a warning); a row with no text at all is an error.
+designation but a description is kept (with a warning), and so is a row with an image but no text;
+a row with no text and no image is an error.
 Mojibake (``Ã©`` for ``é``) is repaired with :func:`prodcat.text.encoding.fix_mojibake`, only on
 rows that contain typical mojibake character pairs, so loading 85k long rows takes seconds.
 """
@@ -244,13 +245,20 @@ def _image_hint(folder: Path, n_found: int, n_rows: int) -> str | None:
     return f"no image matched in {folder}: expected files named like {image_filename(1, 2)}"
 
 
-def _empty_designation_warning(rows: list) -> str | None:
+def _empty_designation_warning(rows: list, X: pd.DataFrame, has_image: np.ndarray) -> str | None:
     if not rows:
         return None
-    return (
-        f"{len(rows)} row(s) have an empty designation but a description (kept; the description is their "
-        f"only text): {validate.preview(rows)}"
-    )
+    photo_only = set(X.index[has_image & (X["description"].str.strip() == "").to_numpy()])
+    described = [r for r in rows if r not in photo_only]
+    notes = []
+    if described:
+        notes.append(f"{len(described)} row(s) have an empty designation but a description (kept; the description "
+                     f"is their only text): {validate.preview(described)}")
+    if len(described) < len(rows):
+        image_only = [r for r in rows if r in photo_only]
+        notes.append(f"{len(image_only)} row(s) have no text, only an image (kept; text models see them as empty): "
+                     f"{validate.preview(image_only)}")
+    return "; ".join(notes)
 
 
 def _finish(
@@ -270,10 +278,6 @@ def _finish(
     if n_truncated:
         warnings.append(f"{n_truncated} text field(s) longer than {MAX_FIELD_CHARS:,} characters were truncated "
                         f"to that length: {validate.preview(truncated_rows)}")
-    empty_designation = validate.check_text(X["designation"], X["description"], path)
-    warning = _empty_designation_warning(empty_designation)
-    if warning:
-        warnings.append(warning)
     report = LoadReport(n_rows=len(X), source=str(path), warnings=warnings, n_truncated_fields=n_truncated)
     report.n_empty_descriptions = int((X["description"].str.strip() == "").sum())
     if repair:
@@ -294,6 +298,11 @@ def _finish(
         hint = _image_hint(folder, found, len(X)) if image_paths is None else None
         if hint:
             warnings.append(hint)
+    has_image = X["image_path"].notna().to_numpy()
+    empty_designation = validate.check_text(X["designation"], X["description"], path, has_image)
+    warning = _empty_designation_warning(empty_designation, X, has_image)
+    if warning:
+        warnings.append(warning)
     return Dataset(X=X[list(PRODUCT_COLUMNS)], y=y, report=report)
 
 

@@ -163,20 +163,22 @@ def check_unique_products(X: pd.DataFrame, path: str | Path | None) -> None:
         )
 
 
-def check_text(designation: pd.Series, description: pd.Series, path: str | Path | None) -> list:
-    """Raise for rows with no text at all; return the rows whose designation alone is empty.
+def check_text(designation: pd.Series, description: pd.Series, path: str | Path | None,
+               has_image: np.ndarray | None = None) -> list:
+    """Raise for rows with no text and no image; return the rows whose designation alone is empty.
 
     Rows with an empty designation but a description are kept (the description carries the
-    text signal); the caller warns about them.
+    text signal), and so are rows with no text but an image (``has_image``); the caller warns.
     """
     empty_designation = (designation.str.strip() == "").to_numpy()
     empty_description = (description.str.strip() == "").to_numpy()
     no_text = empty_designation & empty_description
-    if no_text.any():
-        rows = designation.index[no_text]
+    no_input = no_text if has_image is None else no_text & ~np.asarray(has_image, dtype=bool)
+    if no_input.any():
+        rows = designation.index[no_input]
         raise DataError(
-            f"{int(no_text.sum())} row(s) have an empty designation and no description "
-            f"(nothing to classify): {preview(rows)}",
+            f"{int(no_input.sum())} row(s) have an empty designation and no description"
+            f"{'' if has_image is None else ' and no image'} (nothing to classify): {preview(rows)}",
             path=path,
             row=_scalar(rows[0]),
         )

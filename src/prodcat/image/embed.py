@@ -123,7 +123,8 @@ class ImageEmbedder:
     ``backbone`` is a name from :data:`~prodcat.image.backbone.BACKBONES` or a
     :class:`~prodcat.image.backbone.Backbone`. ``workers`` decoding processes (default: one per
     4 CPUs, at least one: decoding a photo costs about a quarter of embedding it; 0 decodes
-    in-process). Vectors go to
+    in-process). ``tta``: average each photo's embedding with its mirror image's (see
+    :class:`~prodcat.image.backbone.Backbone`; ignored when ``backbone`` is an instance). Vectors go to
     ``cache_dir/features`` (default :func:`default_cache_dir`), flushed every ``flush_every``.
     """
 
@@ -139,8 +140,10 @@ class ImageEmbedder:
         batch_size: int = 64,
         progress: bool = True,
         flush_every: int = 1024,
+        tta: bool = False,
     ) -> None:
         self.backbone = backbone
+        self.tta = tta
         self.cache_dir = cache_dir
         self.workers = workers
         self.batch_size = batch_size
@@ -152,7 +155,7 @@ class ImageEmbedder:
     def model(self) -> Backbone:
         """The loaded backbone (exported to ONNX on first use)."""
         if self._model is None:
-            self._model = Backbone(str(self.backbone), cache_dir=self._cache_root())
+            self._model = Backbone(str(self.backbone), cache_dir=self._cache_root(), tta=self.tta)
         return self._model
 
     def _cache_root(self) -> Path:

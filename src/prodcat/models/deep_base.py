@@ -48,7 +48,7 @@ class TorchWeights:
         from prodcat.models import torch_utils as tu
 
         return self._cached("net", lambda: tu.load_numpy_state(self._new_net(), self.weights_)
-                            .to(tu.resolve_device(self.device)).eval())
+                            .to(tu.inference_device(self.device)).eval())
 
     def _keep_best(self, best: Any, net: Any, valid: np.ndarray) -> None:
         """Store what training kept: the best checkpoint's weights (already restored in ``net``),

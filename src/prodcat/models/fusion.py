@@ -1,6 +1,6 @@
 """Late fusion: combine per-component class probabilities into one distribution.
 
-Both fusers learn from held-out probabilities: every training product is scored by components
+The fusers learn from held-out probabilities: every training product is scored by components
 that never saw it (out-of-fold or holdout, see :mod:`prodcat.plan`), so the fuser learns how
 much to trust each component on unseen data, without leakage.
 
@@ -11,14 +11,22 @@ much to trust each component on unseen data, without leakage.
   one over the text components only, for products without (a clean fall-back to text).
 - :class:`BlendFuser`: a weighted average of the components' probabilities, weights on the simplex
   fitted by minimising log-loss (again separately for products with and without an image).
+- :class:`ClasswiseFuser`: weighted log-probabilities, one weight per component and one bias per
+  class, so each class's fused score depends only on that class's component scores.
+
+:func:`choose_fuser` picks one by its own out-of-fold log-loss and guards it with
+:func:`keep_to_candidates` (a fuser cannot promote a class that no component ranks in its own top
+3); :func:`text_only_reason` says when there are too few photos to fuse at all.
 """
 
 from __future__ import annotations
 
 import warnings
+
 import numpy as np
 from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -147,8 +155,10 @@ PRIOR = "_prior"
 
 
 def fit_fusers(held_out: dict[str, np.ndarray], y: np.ndarray, has_image: np.ndarray, classes: np.ndarray,
-               prior: np.ndarray, *, image_only: list[str], seed: int) -> tuple[StackingFuser, BlendFuser]:
-    """Both fusers, learnt from held-out component probabilities (``classes`` columns).
+               prior: np.ndarray, *, image_only: list[str], seed: int, method: str = "auto",
+               ) -> tuple["ClasswiseFuser | GuardedFuser", BlendFuser]:
+    """The fuser ``method`` names (``auto``: chosen by out-of-fold log-loss, see :func:`choose_fuser`)
+    and the plain blend, learnt from held-out component probabilities (``classes`` columns).
 
     ``image_only`` names the components that only score products with an image; the others
     serve products without one (the prior stands in when there are none).
@@ -157,9 +167,9 @@ def fit_fusers(held_out: dict[str, np.ndarray], y: np.ndarray, has_image: np.nda
     image_like = [n for n in held_out if n in image_only]
     if not text_like:  # only image components: products without an image get the prior
         text_like, held_out = [PRIOR], {**held_out, PRIOR: np.tile(prior, (len(y), 1))}
-    stack = StackingFuser(text_like, image_like, seed=seed).fit(held_out, y, has_image, classes)
+    chosen, _ = choose_fuser(method, text_like, image_like, held_out, y, has_image, classes, seed=seed)
     blend = BlendFuser(text_like, image_like).fit(held_out, y, has_image, classes)
-    return stack, blend
+    return chosen, blend
 
 
 def fuse(fuser: _Fuser | None, probas: dict[str, np.ndarray], has_image: np.ndarray, prior: np.ndarray) -> np.ndarray:
@@ -172,3 +182,202 @@ def fuse(fuser: _Fuser | None, probas: dict[str, np.ndarray], has_image: np.ndar
     if PRIOR in fuser.text_components:
         probas = {**probas, PRIOR: np.tile(prior, (len(has_image), 1))}
     return fuser.predict_proba(probas, has_image)
+
+
+CANDIDATE_TOP_K = 3
+"""The fused top class is always one that some component ranks in its own top ``CANDIDATE_TOP_K``."""
+
+
+def keep_to_candidates(fused: np.ndarray, components: list[np.ndarray], top: int = CANDIDATE_TOP_K) -> np.ndarray:
+    """Stop a fuser from inventing: a class that no component ranks in its own top ``top`` gets at
+    most half the fused probability of the best class some component does rank there.
+
+    ``fused`` and each of ``components`` are ``(n, classes)``; rows are renormalised.
+    """
+    if not components or len(fused) == 0:
+        return fused
+    top = min(top, fused.shape[1])
+    candidate = np.zeros(fused.shape, dtype=bool)
+    rows = np.arange(fused.shape[0])[:, None]
+    for proba in components:
+        candidate[rows, np.argpartition(-proba, top - 1, axis=1)[:, :top]] = True
+    best = np.where(candidate, fused, 0.0).max(axis=1, keepdims=True)
+    out = np.where(candidate, fused, np.minimum(fused, 0.5 * best))
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def _guard(fused: np.ndarray, fuser: "_Fuser", probas: dict[str, np.ndarray], has_image: np.ndarray) -> np.ndarray:
+    """:func:`keep_to_candidates` with the components each product's fuser reads: image components
+    only for products with an image (elsewhere they give the prior, which supports nothing)."""
+    text = [probas[n] for n in fuser.text_components if n != "_prior"]
+    everything = text + [probas[n] for n in fuser.image_components]
+    out = fused.copy()
+    without = ~has_image if fuser.with_image_ is not None else np.ones(len(fused), dtype=bool)
+    if without.any() and text:
+        out[without] = keep_to_candidates(fused[without], [p[without] for p in text])
+    if (~without).any():
+        out[~without] = keep_to_candidates(fused[~without], [p[~without] for p in everything])
+    return out
+
+
+class _Classwise:
+    """Class-wise fusion: ``score[k] = sum_m w_m * log p_m[k] + b_k``, then a softmax.
+
+    Each class's score depends only on that class's component probabilities (weights ``w_m >= 0``
+    per component, bias ``b_k`` per class), fitted by minimising log-loss (L-BFGS-B, a small L2
+    penalty on the biases).
+    """
+
+    def __init__(self, names: list[str], bias_penalty: float = 1e-2) -> None:
+        self.names, self.bias_penalty = names, bias_penalty
+
+    def _logs(self, probas: dict[str, np.ndarray]) -> np.ndarray:
+        return np.log(np.clip(np.stack([probas[n] for n in self.names]), EPS, None))  # (m, n, k)
+
+    def fit(self, probas: dict[str, np.ndarray], y_index: np.ndarray) -> "_Classwise":
+        logs = self._logs(probas)
+        m, n, k = logs.shape
+        truth = np.zeros((n, k))
+        truth[np.arange(n), y_index] = 1.0
+
+        def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+            w, b = params[:m], params[m:]
+            scores = np.tensordot(w, logs, axes=1) + b
+            scores -= scores.max(axis=1, keepdims=True)
+            log_p = scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+            value = -(truth * log_p).sum() / n + 0.5 * self.bias_penalty * float(b @ b)
+            residual = (np.exp(log_p) - truth) / n
+            grad_w = np.einsum("mnk,nk->m", logs, residual)
+            grad_b = residual.sum(axis=0) + self.bias_penalty * b
+            return value, np.concatenate([grad_w, grad_b])
+
+        start = np.concatenate([np.full(m, 1.0 / m), np.zeros(k)])
+        bounds = [(0.0, 10.0)] * m + [(None, None)] * k
+        result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 500})
+        self.weights, self.biases = result.x[:m], result.x[m:]
+        return self
+
+    def predict_proba(self, probas: dict[str, np.ndarray]) -> np.ndarray:
+        scores = np.tensordot(self.weights, self._logs(probas), axes=1) + self.biases
+        scores -= scores.max(axis=1, keepdims=True)
+        out = np.exp(scores)
+        return out / out.sum(axis=1, keepdims=True)
+
+
+class ClasswiseFuser(_Fuser):
+    """A fuser that cannot invent: class-wise weighted log-probabilities (see :class:`_Classwise`),
+    one model for products with an image, one without, then :func:`keep_to_candidates`."""
+
+    def _make(self, names: list[str]) -> _Classwise:
+        return _Classwise(names)
+
+    def _fit_one(self, model: _Classwise, probas: dict[str, np.ndarray], y: np.ndarray) -> _Classwise:
+        return model.fit(probas, np.searchsorted(self.classes_, y))
+
+    def predict_proba(self, probas: dict[str, np.ndarray], has_image: np.ndarray) -> np.ndarray:
+        return _guard(super().predict_proba(probas, has_image), self, probas, has_image)
+
+    def weights(self) -> dict[str, dict[str, float]]:
+        """Fitted component weights, for products without and with an image."""
+        out = {"without_image": dict(zip(self.without_image_.names, map(float, self.without_image_.weights)))}
+        if self.with_image_ is not None:
+            out["with_image"] = dict(zip(self.with_image_.names, map(float, self.with_image_.weights)))
+        return out
+
+    def describe(self) -> dict[str, object]:
+        return {"kind": "classwise", "weights": self.weights()}
+
+
+class GuardedFuser:
+    """Any fitted fuser, its probabilities passed through :func:`keep_to_candidates`."""
+
+    def __init__(self, inner: _Fuser) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str):  # text_components, classes_, weights ... of the inner fuser
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def predict_proba(self, probas: dict[str, np.ndarray], has_image: np.ndarray) -> np.ndarray:
+        return _guard(self.inner.predict_proba(probas, has_image), self.inner, probas, has_image)
+
+    def describe(self) -> dict[str, object]:
+        kind = next(name for name, cls in FUSERS.items() if isinstance(self.inner, cls))
+        out: dict[str, object] = {"kind": kind, "guard": f"top-{CANDIDATE_TOP_K} of some component"}
+        if hasattr(self.inner, "weights"):
+            out["weights"] = self.inner.weights()
+        return out
+
+
+FUSERS = {"stack": StackingFuser, "blend": BlendFuser, "classwise": ClasswiseFuser}
+FUSER_CHOICE_FOLDS = 3
+
+
+def _make_fuser(kind: str, text_components: list[str], image_components: list[str], seed: int) -> _Fuser:
+    if kind == "stack":
+        return StackingFuser(text_components, image_components, seed=seed)
+    return FUSERS[kind](text_components, image_components)
+
+
+def fused_log_loss(fuser, probas: dict[str, np.ndarray], y: np.ndarray, has_image: np.ndarray) -> float:
+    """Mean log-loss of a fitted fuser's probabilities on labelled products."""
+    proba = fuser.predict_proba(probas, has_image)
+    return float(-np.log(np.clip(proba[np.arange(len(y)), np.searchsorted(fuser.classes_, y)], EPS, None)).mean())
+
+
+def choose_fuser(
+    kind: str,
+    text_components: list[str],
+    image_components: list[str],
+    probas: dict[str, np.ndarray],
+    y: np.ndarray,
+    has_image: np.ndarray,
+    classes: np.ndarray,
+    *,
+    seed: int = 42,
+) -> tuple[ClasswiseFuser | GuardedFuser, dict[str, float]]:
+    """The fuser to use, fitted on all of ``probas`` (out-of-fold component probabilities), and
+    guarded so it cannot invent (:func:`keep_to_candidates`).
+
+    ``kind`` names one of :data:`FUSERS`, or ``"auto"``: each fuser, guarded, is scored by its own
+    out-of-fold log-loss (``FUSER_CHOICE_FOLDS`` stratified folds over these products) and the
+    lowest wins (class-wise when there are too few products to split). Returns the fitted fuser
+    and the log-loss of each candidate (empty unless ``auto``).
+    """
+
+    def fitted(name: str, rows: np.ndarray | slice) -> ClasswiseFuser | GuardedFuser:
+        fuser = _make_fuser(name, text_components, image_components, seed).fit(
+            {n: p[rows] for n, p in probas.items()}, y[rows], has_image[rows], classes)
+        return fuser if isinstance(fuser, ClasswiseFuser) else GuardedFuser(fuser)
+
+    if kind != "auto" and kind not in FUSERS:
+        raise ValueError(f"fusion must be 'auto' or one of {', '.join(FUSERS)}, got {kind!r}")
+    losses: dict[str, float] = {}
+    counts = np.bincount(np.unique(y, return_inverse=True)[1])
+    folds = int(min(FUSER_CHOICE_FOLDS, counts.min()))
+    if kind == "auto" and folds >= 2:
+        splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+        for name in FUSERS:
+            total = 0.0
+            for train, test in splits:
+                total += fused_log_loss(fitted(name, train), {n: p[test] for n, p in probas.items()},
+                                        y[test], has_image[test]) * len(test)
+            losses[name] = total / len(y)
+    best = min(losses, key=losses.__getitem__) if losses else ("classwise" if kind == "auto" else kind)
+    return fitted(best, slice(None)), losses
+
+
+MIN_PHOTOS_PER_CLASS = 5
+"""A text + image preset trains text only when fewer training products than this many per class,
+on average, have a usable photo (e.g. fewer than 135 for the 27 codes)."""
+
+
+def text_only_reason(n_with_image: int, n_classes: int) -> str | None:
+    """Why a text + image model should train on text alone (too few usable photos), or None."""
+    needed = MIN_PHOTOS_PER_CLASS * n_classes
+    if n_with_image >= needed:
+        return None
+    return (f"only {n_with_image:,} training products have a usable photo, fewer than {MIN_PHOTOS_PER_CLASS} per "
+            f"class on average ({needed:,} for {n_classes} classes): the image components and fusion are left "
+            "out and the model uses text only")

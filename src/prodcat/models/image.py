@@ -28,7 +28,7 @@ class ImageEmbeddingClassifier(ClassifierMixin, BaseEstimator):
         self,
         head: str = "logreg",
         *,
-        C: float = 0.5,
+        C: float = 0.003,
         hidden_layer_sizes: tuple[int, ...] = (512,),
         alpha: float = 1e-3,
         max_iter: int = 300,

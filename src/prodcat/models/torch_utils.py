@@ -24,14 +24,36 @@ from prodcat.resources import available_cores
 # --- devices, threads, seeds -------------------------------------------------------------
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
 def resolve_device(device: str | None = "auto") -> torch.device:
-    """``"auto"`` (or None): the GPU when ``torch.cuda.is_available()``, else the CPU."""
+    """``"auto"`` (or None): the GPU when ``torch.cuda.is_available()``, else the CPU; ``"cpu"``;
+    ``"cuda"`` (or ``"cuda:N"``), refused when no CUDA GPU is available."""
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(device, str) or not (device == "cpu" or device == "cuda" or device.startswith("cuda:")):
+        raise ProdcatError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
     resolved = torch.device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ProdcatError(f"device {device!r} was asked for but no CUDA GPU is available; use 'auto' or 'cpu'")
     return resolved
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The mixed-precision type for ``device``: bfloat16 on a CUDA GPU that supports it, else
+    float16 (which needs gradient scaling); None (full precision) on the CPU."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def inference_device(device: str | None) -> torch.device:
+    """Where a fitted model predicts: as :func:`resolve_device`, but a model trained on ``"cuda"``
+    falls back to the CPU on a machine without a GPU."""
+    if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
+        return torch.device("cpu")
+    return resolve_device(device)
 
 
 @contextmanager

