@@ -23,6 +23,8 @@ from typing import Any, Callable, Sequence
 from prodcat.errors import ProdcatError
 from prodcat.outputs import check_output_dir, check_output_file
 
+DEFAULT_CHUNK_ROWS = 20_000  # prodcat.engines.DEFAULT_CHUNK_ROWS, without importing the engines for --help
+
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
@@ -91,6 +93,14 @@ def _add_data_args(parser: argparse.ArgumentParser, *, labels: bool) -> None:
     parser.add_argument("--encoding", default="utf-8", help="file encoding")
 
 
+def _add_engine_args(parser: argparse.ArgumentParser, *, workers: str) -> None:
+    parser.add_argument("--engine", default="local", choices=["local", "ray"],
+                        help="where the work runs: this process, or Ray (needs pip install 'prodcat[ray]')")
+    parser.add_argument("--address", metavar="ADDR", help="Ray engine: join this running Ray cluster (e.g. "
+                        "ray://head:10001 or auto) instead of starting a local runtime")
+    parser.add_argument("--workers", type=_int_at_least(0), metavar="N", help=workers)
+
+
 def _load(args: argparse.Namespace, *, labels: bool):
     """Load the dataset the arguments name and print what loading saw."""
     from prodcat.data.io import load_generic_csv, load_official
@@ -119,6 +129,12 @@ def _load_model(path: str, cache: str | None = None):
     return ProductClassifier.load(path, cache_dir=cache)
 
 
+def _read_manifest(path: str) -> dict:
+    from prodcat.predictor import ProductClassifier
+
+    return ProductClassifier.read_manifest(path)
+
+
 # --- commands -----------------------------------------------------------------------------
 
 
@@ -141,30 +157,35 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from prodcat.data.io import write_submission
-    from prodcat.review import ReviewPolicy, prediction_table, write_table
+    from prodcat.engines import OutputSpec, ProductSource, get_engine
+    from prodcat.review import ReviewPolicy
 
     check_output_file(args.out, [args.x])
-    model = _load_model(args.model, args.cache)
-    policy = ReviewPolicy.for_model(model, args.review_target)
-    if args.top is not None and not 1 <= args.top <= len(model.classes_):
-        raise ProdcatError(f"--top must be between 1 and {len(model.classes_)} (the model's classes), got {args.top}")
-    _print(f"Loading {args.x}")
-    dataset = _load(args, labels=False)
-    if not args.proba and args.top is None:
-        codes = model.predict(dataset.X)
-        _print_unusable_photos(model)
-        path = write_submission(dataset.X.index, codes, args.out)
-        _print(f"Wrote {len(codes):,} predictions to {path}")
-        return 0
-    top = 1 if args.top is None else args.top
-    table = prediction_table(model.predict_proba(dataset.X), model.classes_, dataset.X.index, top=top, policy=policy)
-    _print_unusable_photos(model)
-    path = write_table(table, args.out)
-    _print(f"Wrote {len(table):,} predictions (top {top}, names, probabilities, needs_review) to {path}")
-    if policy.available:
-        _print(f"  {int(table['needs_review'].sum()):,} need review: {policy.describe()}")
-    else:
+    model = _load_model(args.model, args.cache) if args.engine == "local" else None  # Ray actors load their own
+    manifest = None if model is not None else _read_manifest(args.model)
+    classes = len(model.classes_) if model is not None else len(manifest["classes"])
+    policy = (ReviewPolicy.for_model(model, args.review_target) if model is not None
+              else ReviewPolicy.from_metrics(manifest.get("metrics"), args.review_target))
+    if args.top is not None and not 1 <= args.top <= classes:
+        raise ProdcatError(f"--top must be between 1 and {classes} (the model's classes), got {args.top}")
+    table = args.proba or args.top is not None
+    output = OutputSpec(top=(args.top or 1) if table else None, review_target=args.review_target)
+    source = ProductSource(args.x, text_col=args.text_col, description_col=args.description_col,
+                           images_dir=args.images, encoding=args.encoding)
+    _print(f"Predicting {args.x} in chunks of {args.chunk_rows:,} rows ({args.engine} engine)")
+    with get_engine(args.engine, address=args.address, workers=args.workers, model=model) as engine:
+        stats = engine.predict(args.model, source, args.out, output=output, chunk_rows=args.chunk_rows,
+                               cache_dir=args.cache)
+    if stats.n_images_found is not None:
+        missing = stats.n_rows - stats.n_images_found
+        _print(f"  images: {stats.n_images_found:,} found, {missing:,} missing in {args.images}")
+    if stats.unusable_photos:
+        path, reason = stats.unusable_photos[0]
+        _print(f"  {stats.n_unusable_photos:,} photo(s) unusable (text used instead), e.g. {path}: {reason}")
+    _print(stats.summary())
+    if table and policy.available:
+        _print(f"  {stats.n_review or 0:,} need review: {policy.describe()}")
+    elif table:
         _print(f"  needs_review left empty: {policy.describe()}")
     return 0
 
@@ -223,9 +244,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from prodcat.image.embed import embed_folder
+    from prodcat.engines import get_engine
+    from prodcat.image.embed import image_files
 
-    stats = embed_folder(args.images, cache_dir=args.cache, backbone=args.backbone, workers=args.workers)
+    with get_engine(args.engine, address=args.address) as engine:
+        stats = engine.embed(image_files(args.images), cache_dir=args.cache, backbone=args.backbone,
+                             workers=args.workers)
     _print(stats.summary())
     for path, reason in stats.failures:
         _print(f"  unusable: {path}: {reason}")
@@ -454,6 +478,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "implies --proba")
     p.add_argument("--review-target", type=float, default=0.95, metavar="PRECISION",
                    help="needs_review keeps this precision on the products not sent to review (0.95 or 0.98)")
+    _add_engine_args(p, workers="Ray actors, each loads the model once (default: the CPUs Ray sees)")
+    p.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, metavar="N",
+                   help="products read, predicted and written at a time (memory stays bounded); --x may be "
+                        "CSV or Parquet (.parquet)")
     p.add_argument("--cache", metavar="DIR", help=CACHE_HELP)
 
     p = command("evaluate", cmd_evaluate, "Score a model on labelled data; write metrics, per-class table, "
@@ -479,7 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", required=True, metavar="DIR")
     p.add_argument("--cache", metavar="DIR", help="cache folder (default: user cache dir or $PRODCAT_CACHE_DIR)")
     p.add_argument("--backbone", default="lite0", choices=["lite0", "lite1", "lite2"], help="image model")
-    p.add_argument("--workers", type=_int_at_least(0), help="decoding processes (default: CPU count)")
+    _add_engine_args(p, workers="local engine: decoding processes (default: a quarter of the CPUs); Ray engine: "
+                                "actors, each loads the backbone once (default: the CPUs Ray sees)")
 
     p = command("crop", cmd_crop, "Show the white-border crop of one image: before | after, as a PNG.")
     p.add_argument("image", metavar="IMAGE")

@@ -31,7 +31,8 @@ from prodcat.image.cache import FeatureStore, FileId, Hit
 from prodcat.image.cachedir import default_cache_dir
 from prodcat.image.io import IN_MEMORY, PREPROCESS_VERSION, ImageError, decode_batch, preprocess
 
-__all__ = ["EmbedStats", "EmbeddingResult", "IMAGE_SUFFIXES", "ImageEmbedder", "default_cache_dir", "embed_folder"]
+__all__ = ["EmbedStats", "EmbeddingResult", "IMAGE_SUFFIXES", "ImageEmbedder", "default_cache_dir", "embed_folder",
+           "image_files"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 _LOOKUP_CHUNK = 2048  # files per cache-lookup round
@@ -391,6 +392,12 @@ def embed_folder(
     progress: bool = True,
 ) -> EmbedStats:
     """Compute and cache embeddings for every image file under ``images_dir`` (recursively)."""
+    embedder = ImageEmbedder(backbone, cache_dir=cache_dir, workers=workers, progress=progress)
+    return embedder.run(image_files(images_dir))
+
+
+def image_files(images_dir: str | os.PathLike[str]) -> list[str]:
+    """Every image file under ``images_dir`` (recursively, sorted); a :class:`DataError` when there is none."""
     root = Path(images_dir)
     if not root.is_dir():
         raise DataError("image folder not found", path=root)
@@ -401,5 +408,4 @@ def embed_folder(
     )
     if not paths:
         raise DataError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in the folder", path=root)
-    embedder = ImageEmbedder(backbone, cache_dir=cache_dir, workers=workers, progress=progress)
-    return embedder.run(paths)
+    return paths
