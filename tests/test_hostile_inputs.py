@@ -224,8 +224,24 @@ def test_5_out_an_existing_file_is_refused_before_any_work(command, demo, text_b
             "compare": ["compare", "--x", demo.x_train, "--y", demo.y_train, "--models", "fast"]}[command]
     code, out, err = run([*argv, "--out", target], capsys)
     assert code == 2
-    assert error_line(err) == f"error: {target}: exists and is a file; --out must name a folder (new or existing)"
+    assert error_line(err) == f"error: {target}: exists and is a file; --out must name a folder (new or empty)"
     assert out == "" and target.read_text() == "mine"  # refused before loading anything
+
+
+@pytest.mark.parametrize("command", ["evaluate", "eda", "compare"])
+def test_5_out_a_folder_holding_files_is_refused_and_kept(command, demo, text_bundle, tmp_path, capsys) -> None:
+    target = tmp_path / "earlier"
+    target.mkdir()
+    (target / "report.html").write_text("my earlier report")
+    argv = {"evaluate": ["evaluate", "--model", text_bundle, "--x", demo.x_test, "--y", demo.y_test],
+            "eda": ["eda", "--x", demo.x_test, "--y", demo.y_test],
+            "compare": ["compare", "--x", demo.x_train, "--y", demo.y_train, "--models", "fast"]}[command]
+    code, out, err = run([*argv, "--out", target], capsys)
+    assert code == 2
+    assert error_line(err) == (f"error: {target}: already holds files; --out must name a new or empty folder "
+                               "(prodcat never overwrites earlier reports)")
+    assert [p.name for p in target.iterdir()] == ["report.html"]
+    assert (target / "report.html").read_text() == "my earlier report"
 
 
 @pytest.mark.parametrize("kind", ["file", "foreign folder"])

@@ -488,7 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           "confusion matrix.")
     p.add_argument("--model", required=True, metavar="MODEL_DIR")
     _add_data_args(p, labels=True)
-    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder for the report")
     p.add_argument("--cache", metavar="DIR", help=CACHE_HELP)
 
     p = command("eda", cmd_eda, "Explore a dataset: eda.html + PNGs (classes, lengths, languages, HTML, "
@@ -498,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images-other", metavar="DIR", help="images of --x-other")
     p.add_argument("--image-sample", type=_int_at_least(0), default=2000,
                    help="images to sample for image statistics (0: none)")
-    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder for the report")
 
     p = command("runs", cmd_runs, "List training run folders with their headline metrics.")
     p.add_argument("--root", default="runs", metavar="DIR", help="runs folder (default: ./runs)")
@@ -523,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42, help="random seed of the split and the models")
     p.add_argument("--time-limit", type=_number_in(0), metavar="SECONDS", help="time budget per model fit")
     p.add_argument("--cache", metavar="DIR", help="image embedding cache")
-    p.add_argument("--out", required=True, metavar="DIR", help="where leaderboard.csv and leaderboard.md go")
+    p.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder for leaderboard.csv and leaderboard.md")
 
     p = command("serve", cmd_serve, "Serve a model bundle over HTTP (REST API, OpenAPI at /docs).")
     p.add_argument("--model", required=True, metavar="MODEL_DIR")

@@ -14,10 +14,14 @@ from prodcat.errors import ProdcatError
 
 
 def check_output_dir(path: str | os.PathLike[str], option: str = "--out") -> Path:
-    """``path`` may become a report folder: absent, or an existing folder (not a file)."""
+    """``path`` may become a report folder: absent, or an existing empty folder (reports never
+    overwrite what a user already has)."""
     out = Path(path)
     if out.exists() and not out.is_dir():
-        raise ProdcatError(f"{out}: exists and is a file; {option} must name a folder (new or existing)")
+        raise ProdcatError(f"{out}: exists and is a file; {option} must name a folder (new or empty)")
+    if out.is_dir() and any(out.iterdir()):
+        raise ProdcatError(f"{out}: already holds files; {option} must name a new or empty folder "
+                           "(prodcat never overwrites earlier reports)")
     return out
 
 
