@@ -3,7 +3,6 @@ CUDA is simulated with monkeypatch, never required)."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import joblib
@@ -20,18 +19,6 @@ from prodcat.errors import ModelError, ProdcatError  # noqa: E402
 from prodcat.models import torch_utils as tu  # noqa: E402
 from prodcat.models.transformer import TransformerTextClassifier, model_path, resolve_backbone  # noqa: E402
 from prodcat.predictor import ProductClassifier  # noqa: E402
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    """Any attempt to open a connection fails the test."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"network access attempted: {args!r}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 @pytest.fixture

@@ -34,18 +34,6 @@ def demo():
     return train, train["prdtypecode"].to_numpy(), test
 
 
-@pytest.fixture
-def no_network(monkeypatch):
-    """Any attempt to open a connection fails the test."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"network access attempted: {args!r}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-
-
 def check_fitted(model, train_y, test, tmp_path):
     """Shape, sums, classes_, predict, and identical predictions after a joblib round trip and a
     round trip through the code-free state format (no pickle, caches left out)."""
