@@ -52,11 +52,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "fusion": {"method": "auto", "folds": 5},
     },
     "best": {
-        "description": "Everything stacked: TF-IDF linear, dense net on TF-IDF, MiniLM transformer fine-tuned "
+        "description": "Everything stacked: the stacked TF-IDF text model, dense net on TF-IDF, MiniLM transformer fine-tuned "
                        "(top 3 layers), Universal Sentence Encoder features, image MLP head and early fusion; "
                        "fuser chosen and fitted on a 15% holdout, then the TF-IDF models refitted on all the data.",
         "components": [
-            _TEXT,
+            _STACK,
             {"name": "neural_simple", "kind": "deep_text", "model": "neural_simple"},
             {"name": "minilm", "kind": "deep_text", "model": "minilm", "budget": 0.55, "params": {"epochs": 4}},
             {"name": "use", "kind": "deep_text", "model": "use", "budget": 0.15},
