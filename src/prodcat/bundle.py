@@ -25,7 +25,7 @@ from prodcat import safe_bundle
 from prodcat.components import make_component
 from prodcat.errors import ModelError, ProdcatError
 from prodcat.presets import PresetSpec, load_preset
-from prodcat.safe_bundle import BUNDLE_FORMAT, BUNDLE_MANIFEST  # noqa: F401 (part of this module's API)
+from prodcat.safe_bundle import BUNDLE_FORMAT
 
 if TYPE_CHECKING:
     from prodcat.predictor import ProductClassifier

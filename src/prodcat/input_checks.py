@@ -17,13 +17,11 @@ NO_USABLE_INPUT = ("no usable input: the text has no word this model knows and t
 
 def _word_vectorizers(component: Any) -> list[tuple[Any, Any]] | None:
     """(text model, its word vectorizer) pairs of a TF-IDF text component; None when it cannot be inspected."""
-    if hasattr(component, "word_vectorizer") and hasattr(component, "clean"):  # the stacked default model
+    if hasattr(component, "word_vectorizer") and hasattr(component, "clean"):
         return [(component, component.word_vectorizer())]
-    if hasattr(component, "vectorizers_") and hasattr(component, "clean"):
-        return [(component, component.vectorizers_[0])]
     group = getattr(component, "group_model_", None)  # hierarchical: its first stage reads every product
-    if group is not None and hasattr(group, "vectorizers_"):
-        return [(group, group.vectorizers_[0])]
+    if group is not None and hasattr(group, "word_vectorizer"):
+        return [(group, group.word_vectorizer())]
     return None
 
 

@@ -160,6 +160,11 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         """Most probable code of each product."""
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
+    def word_vectorizer(self) -> TfidfVectorizer:
+        """The fitted word TF-IDF vectorizer (what :meth:`clean` output is read with)."""
+        check_is_fitted(self, "estimator_")
+        return self.vectorizers_[0]
+
     def _word_names(self) -> np.ndarray:
         """Word-vocabulary names by column, built once (sorting the vocabulary costs ~0.4 s)."""
         if getattr(self, "_word_names_cache", None) is None:

@@ -208,7 +208,7 @@ class StackedTextClassifier(ClassifierMixin, BaseEstimator):
     def word_vectorizer(self) -> TfidfVectorizer:
         """The fitted word TF-IDF vectorizer (what :meth:`clean` output is read with)."""
         check_is_fitted(self, "classes_")
-        return self.fallback_.vectorizers_[0] if self.fallback_ is not None else self.vectorizers_["words"]
+        return self.fallback_.word_vectorizer() if self.fallback_ is not None else self.vectorizers_["words"]
 
     def _word_names(self) -> np.ndarray:
         """Word-vocabulary names by column, built once (sorting a large vocabulary takes ~0.4 s)."""
