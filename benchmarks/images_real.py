@@ -139,7 +139,7 @@ def image_tables(frame: pd.DataFrame, folds: int) -> str:
     heads = {f"logreg C={c}" + (" (default)" if c == default_c else ""): (lambda c=c: ImageEmbeddingClassifier(C=c))
              for c in (0.5, 0.03, 0.01, 0.003, 0.001)}
     heads[f"L2-normalised, then logreg C={default_c}"] = lambda: L2Normalised(ImageEmbeddingClassifier(C=default_c))
-    heads["MLP (512 hidden, early stopping)"] = lambda: ImageEmbeddingClassifier(kind="mlp")
+    heads["MLP (512 hidden, early stopping)"] = lambda: ImageEmbeddingClassifier(head="mlp")
     lines += ["", "Heads on lite1, crop on, TTA off (the `image` preset's embedding):", "",
               "| head | weighted F1 | fit s per fold |", "|---|---|---|"]
     for name, make in heads.items():
