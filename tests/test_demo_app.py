@@ -67,7 +67,7 @@ def test_app_sidebar_says_where_metrics_were_measured_and_flags_review(demo, mon
     at.run()
     assert not at.exception
     captions = " ".join(c.value for c in at.sidebar.caption)
-    assert f"validation split: {n_valid:,} products held out" in captions
+    assert f"validation split ({n_valid:,} products) before the model was refitted on all the data" in captions
     at.text_input[0].set_value("Kinderbett aus Massivholz")
     at.button[0].click().run()
     assert not at.exception
