@@ -4,7 +4,6 @@ engine tasks give the same model as the local loop; Ray not installed is one err
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -99,18 +98,6 @@ def test_bundle_does_not_keep_the_engine(split, local_models, tmp_path: Path) ->
 
 
 # --- on Ray (skipped when Ray is not installed) -------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def ray_runtime():
-    if os.environ.get("PRODCAT_RAY_TESTS") != "1":
-        pytest.skip("Ray engine tests are opt-in: PRODCAT_RAY_TESTS=1")
-    pytest.importorskip("ray")
-    from prodcat.engines.ray_engine import RayEngine
-
-    engine = RayEngine(workers=2)  # one local runtime for these tests; the fits join it
-    yield
-    engine.close()
 
 
 @pytest.mark.parametrize("preset", [OUT_OF_FOLD, HOLDOUT])
