@@ -1,7 +1,8 @@
-"""Shared fixtures: paths to the real data in ../shared (skipped when absent)."""
+"""Shared fixtures: paths to the real data in ../shared (skipped when absent), one local Ray runtime."""
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -38,3 +39,22 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.fixture(scope="session")
+def ray_runtime():
+    """The Ray engine on one local runtime (2 CPUs) for the whole session (one per pytest worker).
+
+    Opt-in (``PRODCAT_RAY_TESTS=1``) and skipped when Ray is not installed: under load on the shared
+    2-core machine these tests take minutes (see docs/scaling.md, "Tests")."""
+    if os.environ.get("PRODCAT_RAY_TESTS") != "1":
+        pytest.skip("Ray engine tests are opt-in: PRODCAT_RAY_TESTS=1")
+    pytest.importorskip("ray")
+    from prodcat.engines.ray_engine import RayEngine
+
+    engine = RayEngine(workers=2)
+    yield engine
+    engine.close()
+    import ray
+
+    assert not ray.is_initialized()

@@ -151,23 +151,11 @@ def test_local_predict_never_imports_ray(demo, bundle: Path, tmp_path: Path) -> 
 
 
 @pytest.fixture(scope="module")
-def ray_engine():
-    # opt-in: on the shared development machine these tests passed, then hung inside pytest (the same
-    # calls from a script pass); until that is understood they must not be able to stall the suite
-    if os.environ.get("PRODCAT_RAY_TESTS") != "1":
-        pytest.skip("Ray engine tests are opt-in: PRODCAT_RAY_TESTS=1")
-    pytest.importorskip("ray")
-    from prodcat.engines.ray_engine import RayEngine
-
-    engine = RayEngine(workers=2)  # a local runtime with 2 CPUs, started once for these tests
+def ray_engine(ray_runtime):
     import ray.cloudpickle
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
-    yield engine
-    engine.close()
-    import ray
-
-    assert not ray.is_initialized()
+    return ray_runtime
 
 
 def test_ray_predictions_equal_local(ray_engine, demo, bundle: Path, whole, tmp_path: Path) -> None:

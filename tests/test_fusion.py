@@ -74,7 +74,7 @@ def test_out_of_fold_never_scores_a_product_with_a_model_that_saw_it() -> None:
         seen.append((train, held_out))
         return {"m": np.full((len(held_out), len(CLASSES)), 1 / 3)}
 
-    out = out_of_fold(fit_predict, y, folds=4, seed=0)
+    out = out_of_fold(lambda splits: [fit_predict(*split) for split in splits], y, folds=4, seed=0)
     assert out["m"].shape == (len(y), len(CLASSES))
     assert all(not set(train) & set(held_out) for train, held_out in seen)
     assert sorted(np.concatenate([held_out for _, held_out in seen]).tolist()) == list(range(len(y)))

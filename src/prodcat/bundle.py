@@ -46,6 +46,8 @@ def library_versions() -> dict[str, str]:
 def manifest_of(model: "ProductClassifier") -> dict[str, Any]:
     """The manifest describing a fitted model (what ``prodcat.json`` holds)."""
     params = {**model.get_params(), "cache_dir": None}  # where to cache is the user's choice, not the bundle's
+    for key in ("engine", "address"):  # nor where the model was trained
+        del params[key]
     if not isinstance(params["preset"], str):
         params["preset"] = load_preset(params["preset"]).to_dict()
     return {

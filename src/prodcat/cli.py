@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 from prodcat.errors import ProdcatError
 from prodcat.outputs import check_output_dir, check_output_file
 
+FITS_HELP = "where the independent fits of a multi-component preset run (its K fold fits, the components of best)"
 DEFAULT_CHUNK_ROWS = 20_000  # prodcat.engines.DEFAULT_CHUNK_ROWS, without importing the engines for --help
 
 EXIT_ERROR = 2
@@ -93,12 +94,14 @@ def _add_data_args(parser: argparse.ArgumentParser, *, labels: bool) -> None:
     parser.add_argument("--encoding", default="utf-8", help="file encoding")
 
 
-def _add_engine_args(parser: argparse.ArgumentParser, *, workers: str) -> None:
+def _add_engine_args(parser: argparse.ArgumentParser, *, workers: str | None,
+                     work: str = "where the work runs") -> None:
     parser.add_argument("--engine", default="local", choices=["local", "ray"],
-                        help="where the work runs: this process, or Ray (needs pip install 'prodcat[ray]')")
+                        help=f"{work}: this process, or Ray (needs pip install 'prodcat[ray]')")
     parser.add_argument("--address", metavar="ADDR", help="Ray engine: join this running Ray cluster (e.g. "
                         "ray://head:10001 or auto) instead of starting a local runtime")
-    parser.add_argument("--workers", type=_int_at_least(0), metavar="N", help=workers)
+    if workers is not None:
+        parser.add_argument("--workers", type=_int_at_least(0), metavar="N", help=workers)
 
 
 def _load(args: argparse.Namespace, *, labels: bool):
@@ -139,19 +142,21 @@ def _read_manifest(path: str) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from prodcat.engines import check_engine
     from prodcat.training import train_and_save
 
     if args.out is not None:
         from prodcat.safe_bundle import check_bundle_target
 
         check_bundle_target(args.out)
+    check_engine(args.engine, args.address)
     _print(f"Loading {args.x}")
     dataset = _load(args, labels=True)
     result = train_and_save(dataset, out=args.out, preset=args.preset, text_model=args.text_model,
                             valid_size=args.valid_size, seed=args.seed, cache_dir=args.cache,
                             runs_root=args.runs_dir, run_name=args.name, mlflow_uri=args.mlflow,
                             time_limit=args.time_limit, fusion=args.fusion, text_backbone=args.text_backbone,
-                            device=args.device, refit=args.refit)
+                            device=args.device, refit=args.refit, engine=args.engine, address=args.address)
     _print(result.summary())
     return 0
 
@@ -266,13 +271,15 @@ def cmd_crop(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from prodcat.compare import compare_models, save_leaderboard, to_markdown
+    from prodcat.engines import check_engine
 
     check_output_dir(args.out)
+    check_engine(args.engine, args.address)
     _print(f"Loading {args.x}")
     dataset = _load(args, labels=True)
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     board = compare_models(dataset, names, test_size=args.test_size, seed=args.seed, cache_dir=args.cache,
-                           time_limit=args.time_limit, echo=_print)
+                           time_limit=args.time_limit, echo=_print, engine=args.engine, address=args.address)
     _print(to_markdown(board))
     for path in save_leaderboard(board, args.out):
         _print(f"Wrote {path}")
@@ -469,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs", metavar="DIR", help="where run folders go (default: ./runs)")
     p.add_argument("--name", help="a name appended to the run folder")
     p.add_argument("--mlflow", metavar="URI", help="also log the run to MLflow (needs mlflow installed)")
+    _add_engine_args(p, workers=None, work=FITS_HELP)
 
     p = command("predict", cmd_predict, "Predict codes and write a challenge submission CSV (or, with --proba/--top, "
                                         "a table with names, probabilities and a review flag).")
@@ -527,6 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-limit", type=_number_in(0), metavar="SECONDS", help="time budget per model fit")
     p.add_argument("--cache", metavar="DIR", help="image embedding cache")
     p.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder for leaderboard.csv and leaderboard.md")
+    _add_engine_args(p, workers=None, work=FITS_HELP)
 
     p = command("serve", cmd_serve, "Serve a model bundle over HTTP (REST API, OpenAPI at /docs).")
     p.add_argument("--model", required=True, metavar="MODEL_DIR")

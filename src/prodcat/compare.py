@@ -33,9 +33,10 @@ def model_names() -> list[str]:
 
 
 def build_model(name: str, *, seed: int = 42, cache_dir: str | None = None, time_limit: float | None = None,
-                progress: bool = False) -> ProductClassifier:
-    """An unfitted :class:`ProductClassifier` for a leaderboard name."""
-    common = dict(seed=seed, cache_dir=cache_dir, time_limit=time_limit, progress=progress)
+                progress: bool = False, engine: str = "local", address: str | None = None) -> ProductClassifier:
+    """An unfitted :class:`ProductClassifier` for a leaderboard name (``engine``, ``address``: its)."""
+    common = dict(seed=seed, cache_dir=cache_dir, time_limit=time_limit, progress=progress, engine=engine,
+                  address=address)
     if name in PRESETS:
         return ProductClassifier(name, **common)
     if name in text_model_names():
@@ -47,9 +48,14 @@ def build_model(name: str, *, seed: int = 42, cache_dir: str | None = None, time
 
 def compare_models(dataset: Dataset, names: list[str], *, test_size: float = 0.2, seed: int = 42,
                    cache_dir: str | None = None, time_limit: float | None = None,
-                   echo: Callable[[str], None] | None = None) -> pd.DataFrame:
+                   echo: Callable[[str], None] | None = None, engine: str = "local",
+                   address: str | None = None) -> pd.DataFrame:
     """Train every model on the same stratified split; one row per model (and per component and
-    fuser of multi-component models), best weighted F1 first."""
+    fuser of multi-component models), best weighted F1 first. ``engine``, ``address``: where the
+    independent fits of multi-component models run (see :class:`~prodcat.predictor.ProductClassifier`)."""
+    from prodcat.engines import check_engine
+
+    check_engine(engine, address)
     if dataset.y is None:
         raise ProdcatError("comparing models needs labels")
     unknown = [n for n in names if n not in model_names()]
@@ -67,7 +73,8 @@ def compare_models(dataset: Dataset, names: list[str], *, test_size: float = 0.2
     for name in names:
         if echo:
             echo(f"Training {name} on {len(train_y):,} products")
-        model = build_model(name, seed=seed, cache_dir=cache_dir, time_limit=time_limit)
+        model = build_model(name, seed=seed, cache_dir=cache_dir, time_limit=time_limit, engine=engine,
+                            address=address)
         started = time.perf_counter()
         model.fit(train_X, train_y)
         fit_seconds = time.perf_counter() - started

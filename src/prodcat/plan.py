@@ -8,7 +8,10 @@
   learnt from their predictions on the held-out share; then the components named in ``refit``
   are trained again on all the rows.
 
-Each component gets its ``budget`` share of the fit's time limit.
+Each component gets its ``budget`` share of the fit's time limit. The fits that do not depend on
+each other (the K fold fits; the components of a holdout plan) run on an engine: one after the
+other in this process (``local``), or as Ray tasks (``ray``), with the same results; the final
+refits on all the rows always run here.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
+
+from threadpoolctl import threadpool_limits
 
 from prodcat.components import Component, ComponentSpec, Inputs, make_component
 from prodcat.data.split import stratified_folds, validation_split
@@ -37,42 +42,91 @@ class FittedParts:
 
 
 def out_of_fold(
-    fit_predict: Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]],
+    fit_predict: Callable[[list[tuple[np.ndarray, np.ndarray]]], list[dict[str, np.ndarray]]],
     y: np.ndarray,
     *,
     folds: int = 5,
     seed: int = 42,
-    progress: Callable[[str], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Out-of-fold probabilities of each component.
 
-    ``fit_predict(train_positions, held_out_positions)`` fits fresh components on the first set
-    and returns ``{component: probabilities of the held-out products}`` (columns = all classes);
-    folds come from :func:`~prodcat.data.split.stratified_folds`.
+    ``fit_predict(splits)`` gets every fold's ``(train_positions, held_out_positions)`` and returns,
+    for each, ``{component: probabilities of the held-out products}`` (columns = all classes) of
+    fresh components fitted on the train positions; folds come from
+    :func:`~prodcat.data.split.stratified_folds`.
     """
     splits = stratified_folds(y, folds, seed)
     out: dict[str, np.ndarray] = {}
-    for number, (train, held_out) in enumerate(splits, 1):
-        if progress:
-            progress(f"  out-of-fold predictions: fold {number}/{len(splits)}")
-        for name, proba in fit_predict(train, held_out).items():
-            if name not in out:
-                out[name] = np.zeros((len(y), proba.shape[1]))
-            out[name][held_out] = proba
+    for (_, held_out), probas in zip(splits, fit_predict(splits), strict=True):
+        for name, proba in probas.items():
+            out.setdefault(name, np.zeros((len(y), proba.shape[1])))[held_out] = proba
     return out
 
 
+@dataclass(frozen=True)
+class PlanData:
+    """What every fit task of a plan reads (sent to Ray's object store once, not with each task)."""
+
+    spec: PresetSpec
+    classes: np.ndarray
+    prior: np.ndarray
+    seed: int
+    time_limit: float | None
+    inputs: Inputs
+    y: np.ndarray
+
+
+@dataclass(frozen=True)
+class FitTask:
+    """Fit the components named ``names`` on the rows ``train``, score the rows ``held_out``."""
+
+    names: tuple[str, ...]
+    train: np.ndarray
+    held_out: np.ndarray
+    keep: bool = False  # send the fitted components back (holdout plans), not only their scores
+    label: str = ""
+
+
+@dataclass
+class TaskResult:
+    """What a :class:`FitTask` produced: held-out probabilities, fit seconds, log lines, components."""
+
+    proba: dict[str, np.ndarray]
+    fit_times: dict[str, float]
+    messages: list[str]
+    components: dict[str, Component]
+
+
+def fit_task(task: FitTask, data: PlanData) -> TaskResult:
+    """Run one :class:`FitTask` (module level, so that Ray can send it to a worker by reference)."""
+    messages: list[str] = []
+    plan = FitPlan(data.spec, data.classes, data.prior, seed=data.seed, time_limit=data.time_limit,
+                   log=messages.append)
+    specs = [c for c in data.spec.components if c.name in task.names]
+    with threadpool_limits(limits=1, user_api="blas"):  # as ProductClassifier.fit, also in a Ray worker
+        fitted = plan.fit_components(data.inputs.take(task.train), data.y[task.train], specs)
+        proba = plan.score(fitted, data.inputs.take(task.held_out))
+    return TaskResult(proba, plan.fit_times, messages, fitted if task.keep else {})
+
+
 class FitPlan:
-    """Fits a preset's components (and fusers) on inputs; ``time_limit`` is the whole fit's."""
+    """Fits a preset's components (and fusers) on inputs; ``time_limit`` is the whole fit's.
+
+    ``engine``: where the independent fits run, ``"local"`` or ``"ray"`` (``address``: a running
+    Ray cluster; none: a local Ray runtime, started for these fits and stopped after them).
+    """
 
     def __init__(self, spec: PresetSpec, classes: np.ndarray, prior: np.ndarray, *, seed: int,
-                 time_limit: float | None, log: Callable[[str], None]) -> None:
+                 time_limit: float | None, log: Callable[[str], None], engine: str = "local",
+                 address: str | None = None) -> None:
         self.spec = spec
         self.classes = classes
         self.prior = prior
         self.seed = seed
         self.time_limit = spec.time_limit if time_limit is None else time_limit
         self.log = log
+        self.engine = engine
+        self.address = address
         self.fit_times: dict[str, float] = {}
 
     def fit(self, inputs: Inputs, y: np.ndarray) -> FittedParts:
@@ -109,12 +163,41 @@ class FitPlan:
         """Each component's probabilities of ``inputs`` on the plan's classes."""
         return {n: c.predict_proba(inputs, self.classes, self.prior) for n, c in components.items()}
 
-    def _out_of_fold(self, inputs: Inputs, y: np.ndarray, fusion: FusionSpec):
-        def fit_predict(train: np.ndarray, held_out: np.ndarray) -> dict[str, np.ndarray]:
-            fitted = self.fit_components(inputs.take(train), y[train], self.spec.components)
-            return self.score(fitted, inputs.take(held_out))
+    def run(self, tasks: list[FitTask], inputs: Inputs, y: np.ndarray) -> list[TaskResult]:
+        """The results of ``tasks``, in order, from the plan's engine; fit times and log lines gathered here."""
+        data = PlanData(self.spec, self.classes, self.prior, self.seed, self.time_limit, inputs, y)
+        if self.engine == "local":
+            results = []
+            for task in tasks:
+                if task.label:
+                    self.log(task.label)
+                results.append(fit_task(task, data))
+                self._gather(results[-1])
+            return results
+        from prodcat.engines import get_engine
 
-        held_out = out_of_fold(fit_predict, y, folds=fusion.folds, seed=self.seed, progress=self.log)
+        self.log(f"  {len(tasks)} independent fits as {self.engine} tasks")
+        with get_engine(self.engine, address=self.address) as engine:
+            results = engine.map(fit_task, tasks, data)
+        for result in results:
+            self._gather(result)
+        return results
+
+    def _gather(self, result: TaskResult) -> None:
+        for message in result.messages:
+            self.log(message)
+        for name, seconds in result.fit_times.items():
+            self.fit_times[name] = self.fit_times.get(name, 0.0) + seconds
+
+    def _out_of_fold(self, inputs: Inputs, y: np.ndarray, fusion: FusionSpec):
+        names = tuple(c.name for c in self.spec.components)
+
+        def fit_predict(splits: list[tuple[np.ndarray, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+            tasks = [FitTask(names, train, held_out, label=f"  out-of-fold predictions: fold {number}/{len(splits)}")
+                     for number, (train, held_out) in enumerate(splits, 1)]
+            return [result.proba for result in self.run(tasks, inputs, y)]
+
+        held_out = out_of_fold(fit_predict, y, folds=fusion.folds, seed=self.seed)
         self.log("  refitting every component on all the training data")
         return self.fit_components(inputs, y, self.spec.components), held_out, y, inputs.has_image
 
@@ -122,8 +205,17 @@ class FitPlan:
         train, held_out = validation_split(y, fusion.holdout, self.seed)
         if not len(held_out):
             raise DataError(f"too few products ({len(y)}) to hold {fusion.holdout:.0%} out for the fuser")
-        fitted = self.fit_components(inputs.take(train), y[train], self.spec.components)
-        held_out_proba = self.score(fitted, inputs.take(held_out))
+        if self.engine == "local":
+            tasks = [FitTask(tuple(c.name for c in self.spec.components), train, held_out, keep=True)]
+        else:  # the components do not depend on each other: one task each
+            tasks = [FitTask((c.name,), train, held_out, keep=True) for c in self.spec.components]
+        fitted: dict[str, Component] = {}
+        held_out_proba: dict[str, np.ndarray] = {}
+        for result in self.run(tasks, inputs, y):
+            fitted.update(result.components)
+            held_out_proba.update(result.proba)
+        fitted = {c.name: fitted[c.name] for c in self.spec.components if c.name in fitted}  # the preset's order
+        held_out_proba = {name: held_out_proba[name] for name in fitted}
         refit = [c for c in self.spec.components if c.name in fusion.refit and c.name in fitted]
         if refit:  # cheap components: the fuser learnt from their held-out scores; now use all the data
             self.log(f"  refitting {', '.join(c.name for c in refit)} on all the training data")

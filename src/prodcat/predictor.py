@@ -122,6 +122,10 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
     device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"`` for every torch component.
     time_limit: seconds for the whole fit; each component gets its ``budget`` share of it.
     cache_dir: image embedding cache (default: the user cache dir or ``$PRODCAT_CACHE_DIR``).
+    engine: where the independent fits of a multi-component preset run (the K fold fits, or the
+        components of a holdout plan): ``"local"`` (this process, one after the other) or ``"ray"``
+        (Ray tasks; ``pip install 'prodcat[ray]'``); the same model either way.
+    address: the Ray cluster to join (``engine="ray"``); none: a local Ray runtime for the fit.
     """
 
     def __init__(
@@ -138,6 +142,8 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         cache_dir: str | None = None,
         seed: int = 42,
         progress: bool = True,
+        engine: str = "local",
+        address: str | None = None,
     ) -> None:
         self.preset = preset
         self.text_model = text_model
@@ -150,6 +156,8 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         self.cache_dir = cache_dir
         self.seed = seed
         self.progress = progress
+        self.engine = engine
+        self.address = address
 
     # -- configuration --------------------------------------------------------------------
     def resolved_spec(self) -> PresetSpec:
@@ -208,6 +216,9 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             return self._fit(X, y)
 
     def _fit(self, X: Any, y: Sequence[int]) -> "ProductClassifier":
+        from prodcat.engines import check_engine
+
+        check_engine(self.engine, self.address)
         products = as_products(X)
         y = np.asarray(y).astype(int)
         if len(products) != len(y):
@@ -230,7 +241,8 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             spec = replace(spec, fusion=None, components=tuple(c for c in spec.components if c.reads == "text"))
         names = ", ".join(c.name for c in spec.components)
         self._log(f"Training {names} on {len(y):,} products ({int(inputs.has_image.sum()):,} with an image)")
-        plan = FitPlan(spec, classes, prior, seed=self.seed, time_limit=self.time_limit, log=self._log)
+        plan = FitPlan(spec, classes, prior, seed=self.seed, time_limit=self.time_limit, log=self._log,
+                       engine=self.engine, address=self.address)
         parts = plan.fit(inputs, y)
         if not parts.components:
             raise DataError("no component could be trained on this data")

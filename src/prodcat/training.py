@@ -147,7 +147,8 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
                    cache_dir: str | None = None, runs_root: str | Path = "runs", run_name: str | None = None,
                    mlflow_uri: str | None = None, time_limit: float | None = None, fusion: str | None = None,
                    text_backbone: str | None = None, device: str | None = None, progress: bool = True,
-                   report: bool = True, refit: bool | None = None) -> TrainResult:
+                   report: bool = True, refit: bool | None = None, engine: str = "local",
+                   address: str | None = None) -> TrainResult:
     """Hold out ``valid_size`` (stratified), fit the preset, evaluate, refit, and save a run folder.
 
     ``refit``: after validation, fit the same recipe again on all the rows and save that model
@@ -156,8 +157,9 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
     where it would double the fit's time.
     The run folder (under ``runs_root``) gets config.json, metrics.json, validation/ and model/;
     ``out``, when given, receives a copy of the model bundle.
-    ``text_backbone`` and ``device`` are :class:`~prodcat.predictor.ProductClassifier`'s.
+    ``text_backbone``, ``device``, ``engine`` and ``address`` are :class:`~prodcat.predictor.ProductClassifier`'s.
     """
+    from prodcat.engines import check_engine
     from prodcat.runs import log_to_mlflow, new_run_dir, write_run_files
 
     if dataset.y is None:
@@ -166,13 +168,15 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
         from prodcat.safe_bundle import check_bundle_target
 
         check_bundle_target(out)
+    check_engine(engine, address)  # Ray asked for and not installed: say so before hours of training
     preset = preset or default_preset(dataset)
     started = time.perf_counter()
     y = dataset.y.to_numpy()
     split = stratified_split(y, valid_size=valid_size, test_size=0.0, seed=seed)
     def new_model() -> ProductClassifier:
         return ProductClassifier(preset, text_model=text_model, cache_dir=cache_dir, seed=seed, progress=progress,
-                                 time_limit=time_limit, fusion=fusion, text_backbone=text_backbone, device=device)
+                                 time_limit=time_limit, fusion=fusion, text_backbone=text_backbone, device=device,
+                                 engine=engine, address=address)
 
     model = new_model()
     train = subset(dataset, split.train)

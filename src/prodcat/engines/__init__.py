@@ -16,7 +16,19 @@ from prodcat.errors import ProdcatError
 ENGINES = ("local", "ray")
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "ENGINES", "Engine", "LocalEngine", "OutputSpec", "PredictStats", "ProductSource",
-           "get_engine"]
+           "check_engine", "get_engine"]
+
+
+def check_engine(name: str, address: str | None = None) -> None:
+    """Refuse, before any work, an unknown engine, an address without Ray, or Ray when it is not installed."""
+    if name not in ENGINES:
+        raise ProdcatError(f"unknown engine {name!r} (engines: {', '.join(ENGINES)})")
+    if name == "local" and address is not None:
+        raise ProdcatError("--address needs --engine ray")
+    if name == "ray":
+        from prodcat.engines.ray_engine import import_ray
+
+        import_ray()
 
 
 def get_engine(name: str = "local", *, address: str | None = None, workers: int | None = None,
@@ -26,12 +38,9 @@ def get_engine(name: str = "local", *, address: str | None = None, workers: int 
     ``workers``: Ray actors (default: the CPUs Ray sees; a local runtime gets 2 CPUs unless given).
     ``model``: a bundle the local engine may reuse instead of loading it again.
     """
+    check_engine(name, address)
     if name == "local":
-        if address is not None:
-            raise ProdcatError("--address needs --engine ray")
         return LocalEngine(model=model)
-    if name == "ray":
-        from prodcat.engines.ray_engine import RayEngine
+    from prodcat.engines.ray_engine import RayEngine
 
-        return RayEngine(address=address, workers=workers)
-    raise ProdcatError(f"unknown engine {name!r} (engines: {', '.join(ENGINES)})")
+    return RayEngine(address=address, workers=workers)

@@ -105,6 +105,11 @@ class RayEngine(Engine):
         context.enable_progress_bars = False
         context.execution_options.preserve_order = True  # output rows follow input rows
         context.target_max_block_size = BLOCK_BYTES
+        # Ray Data's V2 Parquet reader lists the files in a task that asks for a CPU; when the actor pool
+        # already holds every CPU (the default: one actor per CPU) that task never runs and the
+        # prediction waits forever (a race: lost when the actors start first). The V1 reader samples the
+        # files when the dataset is made, before any actor exists, and its read tasks ask for no CPU.
+        context.use_datasource_v2 = False
 
     def _init(self, address: str | None, workers: int | None) -> None:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never report usage over the network
