@@ -260,6 +260,10 @@ def fusion_table(frame: pd.DataFrame, folds: int, fusers: tuple[str, ...]) -> st
     options.update({f"text + image (balanced, fusion={f})": dict(preset="balanced", fusion=f) for f in fusers})
     options["text + image (balanced, backbone=lite1, fusion=auto)"] = dict(preset="balanced", backbone="lite1",
                                                                            fusion="auto")
+    options["text + image (balanced, backbone=lite0-ms, fusion=auto)"] = dict(preset="balanced", backbone="lite0-ms",
+                                                                              fusion="auto")
+    options["text + image (balanced, backbone=lite0-ms, image head LDA, fusion=auto)"] = dict(
+        preset="balanced", backbone="lite0-ms", image_model="lda", fusion="auto")
     lines = ["", f"### Text + image: {len(y)} real products with text and photo, {folds}-fold weighted F1", "",
              "| model | weighted F1 | fit s per fold |", "|---|---|---|"]
     chosen: dict[str, list[str]] = {}
