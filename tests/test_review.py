@@ -3,6 +3,7 @@ the prediction service (REST API, app) and the library."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -127,3 +128,23 @@ def test_service_answers_carry_needs_review(trained) -> None:
     expected = service.review.needs_review([service.model.predict_proba(pd.DataFrame(
         {"designation": [t], "description": [""]})).max() for t in ("Piscine tubulaire ronde", "objet")])
     assert [a["needs_review"] for a in answers] == expected.tolist()
+
+
+def test_training_refits_on_all_rows_and_says_where_metrics_come_from(trained) -> None:
+    result, _ = trained
+    model = ProductClassifier.load(result.model_dir)
+    assert result.refitted and model.n_train_ == result.n_train + result.n_valid
+    assert model.metrics_["refit"]["n_train"] == result.n_train + result.n_valid
+    assert model.metrics_["validation"]["n"] == result.n_valid  # still the validation split's figures
+    assert json.loads((result.run_dir / "config.json").read_text())["refitted_on_all"] is True
+    assert "refitted on all" in result.summary()
+
+
+@pytest.mark.parametrize("kwargs", [{"refit": False}, {"time_limit": 600}])
+def test_no_refit_when_asked_or_under_a_time_budget(kwargs, tmp_path) -> None:
+    table = build_demo_table(n_train=200, n_test=20, seed=4)
+    X = table[["designation", "description"]].assign(image_path=None)
+    result = train_and_save(Dataset(X, table["prdtypecode"], LoadReport(len(X))), preset="fast", valid_size=0.25,
+                            runs_root=tmp_path / "runs", progress=False, report=False, **kwargs)
+    assert not result.refitted and result.model.n_train_ == result.n_train
+    assert "refit" not in result.model.metrics_

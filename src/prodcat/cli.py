@@ -151,7 +151,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                             valid_size=args.valid_size, seed=args.seed, cache_dir=args.cache,
                             runs_root=args.runs_dir, run_name=args.name, mlflow_uri=args.mlflow,
                             time_limit=args.time_limit, fusion=args.fusion, text_backbone=args.text_backbone,
-                            device=args.device)
+                            device=args.device, refit=args.refit)
     _print(result.summary())
     return 0
 
@@ -459,6 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(mixed precision and larger batches)")
     p.add_argument("--valid-size", type=_number_in(0, 1, low_ok=True), default=0.1,
                    help="share held out for validation metrics and review thresholds (0 trains on everything)")
+    p.add_argument("--refit", action=argparse.BooleanOptionalAction, default=None,
+                   help="after validation, fit again on all the rows and save that model (default: yes, unless a "
+                        "time budget applies: --time-limit or the preset's own, as for best)")
     p.add_argument("--seed", type=int, default=42, help="random seed of the split and the models")
     p.add_argument("--cache", metavar="DIR", help="image embedding cache (default: user cache dir)")
     p.add_argument("--out", metavar="MODEL_DIR", help="also copy the model bundle here (it is always saved in "

@@ -1,7 +1,8 @@
 """Train-and-save and evaluate-to-folder workflows shared by the CLI, the demo and the API.
 
 ``train_and_save`` holds out a stratified validation share, fits, evaluates on it (metrics +
-``report.html``), and writes everything into a fresh run folder that never overwrites another:
+``report.html``), by default refits the same recipe on all the rows (validation included), and
+writes everything into a fresh run folder that never overwrites another:
 ``config.json``, ``metrics.json``, ``validation/`` (report) and ``model/`` (the bundle). A copy of
 the bundle also goes to ``out`` when given (hard links when possible, so it costs no space).
 """
@@ -117,10 +118,14 @@ class TrainResult:
     seconds: float
     validation: EvaluationResult | None = None
     copies: list[Path] = field(default_factory=list)
+    refitted: bool = False
 
     def summary(self) -> str:
         lines = [f"Trained preset '{self.preset}' on {self.n_train:,} products in {self.seconds:.1f} s "
                  f"(components: {', '.join(sorted(self.model.component_names))})"]
+        if self.refitted:
+            lines.append(f"  refitted on all {self.n_train + self.n_valid:,} products after validation: the "
+                         f"validation figures below are those of the model fitted without the validation rows")
         if self.model.image_failures_:
             path, reason = self.model.image_failures_[0]
             lines.append(f"  {len(self.model.image_failures_):,} images unusable (text used instead), "
@@ -142,9 +147,13 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
                    cache_dir: str | None = None, runs_root: str | Path = "runs", run_name: str | None = None,
                    mlflow_uri: str | None = None, time_limit: float | None = None, fusion: str | None = None,
                    text_backbone: str | None = None, device: str | None = None, progress: bool = True,
-                   report: bool = True) -> TrainResult:
-    """Hold out ``valid_size`` (stratified), fit the preset, evaluate, and save a run folder.
+                   report: bool = True, refit: bool | None = None) -> TrainResult:
+    """Hold out ``valid_size`` (stratified), fit the preset, evaluate, refit, and save a run folder.
 
+    ``refit``: after validation, fit the same recipe again on all the rows and save that model
+    (its recorded metrics and review thresholds stay those measured on the validation split).
+    ``None`` (default) refits unless a time budget applies (``time_limit`` or the preset's own),
+    where it would double the fit's time.
     The run folder (under ``runs_root``) gets config.json, metrics.json, validation/ and model/;
     ``out``, when given, receives a copy of the model bundle.
     ``text_backbone`` and ``device`` are :class:`~prodcat.predictor.ProductClassifier`'s.
@@ -161,8 +170,11 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
     started = time.perf_counter()
     y = dataset.y.to_numpy()
     split = stratified_split(y, valid_size=valid_size, test_size=0.0, seed=seed)
-    model = ProductClassifier(preset, text_model=text_model, cache_dir=cache_dir, seed=seed, progress=progress,
-                              time_limit=time_limit, fusion=fusion, text_backbone=text_backbone, device=device)
+    def new_model() -> ProductClassifier:
+        return ProductClassifier(preset, text_model=text_model, cache_dir=cache_dir, seed=seed, progress=progress,
+                                 time_limit=time_limit, fusion=fusion, text_backbone=text_backbone, device=device)
+
+    model = new_model()
     train = subset(dataset, split.train)
     model.fit(train.X, train.y.to_numpy())
     run_dir = new_run_dir(runs_root, run_name)
@@ -171,10 +183,19 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
         validation = evaluate_to_dir(model, subset(dataset, split.valid), run_dir / "validation", report=report,
                                      title=f"prodcat validation: preset {preset}")
         model.metrics_["validation"] = validation.metrics()
+    if refit is None:
+        refit = time_limit is None and model.spec.time_limit is None
+    refitted = bool(refit and len(split.valid))
+    if refitted:
+        measured = model.metrics_
+        model = new_model()
+        model.fit(dataset.X, y)
+        model.metrics_ = {**measured, "refit": {"n_train": len(y), "validation_rows_included": True}}
     model_dir = model.save(run_dir / "model")
     seconds = time.perf_counter() - started
     config = {"preset": preset, "params": model.manifest["params"], "spec": model.spec.to_dict(), "valid_size": valid_size,
-              "n_train": len(split.train), "n_valid": len(split.valid), "fingerprint": model.fingerprint_,
+              "n_train": len(split.train), "n_valid": len(split.valid), "refitted_on_all": refitted,
+              "fingerprint": model.fingerprint_,
               "data": dataset.report.to_dict(), "seconds": round(seconds, 2)}
     write_run_files(run_dir, config=config, metrics=model.metrics_.get("validation", {}))
     copies = [copy_bundle(model_dir, Path(out))] if out is not None else []
@@ -183,7 +204,7 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
                       metrics={k: v for k, v in model.metrics_.get("validation", {}).items()
                                if isinstance(v, (int, float))}, artifacts_dir=run_dir)
     return TrainResult(model, run_dir, model_dir, preset, len(split.train), len(split.valid), seconds,
-                       validation, copies)
+                       validation, copies, refitted)
 
 
 def copy_bundle(source: Path, target: Path) -> Path:

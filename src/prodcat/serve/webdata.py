@@ -191,6 +191,9 @@ def metrics_source(metrics: dict[str, Any]) -> str:
     if isinstance(metrics.get("validation"), dict):
         n = metrics["validation"].get("n")
         rows = f"{n:,} products" if isinstance(n, int) else "products"
+        if isinstance(metrics.get("refit"), dict):
+            return (f"measured on the validation split ({rows}) before the model was refitted on all the data, "
+                    f"validation included")
         return f"measured on the validation split: {rows} held out from training"
     return "measured at training (split not recorded)" if headline_metrics(metrics) else "no metrics recorded"
 
