@@ -60,6 +60,22 @@ def test_lda_head_keeps_only_what_predicting_needs_and_persists_code_free(tmp_pa
         ImageEmbeddingClassifier("lda").fit(X, y, sample_weight=np.ones(len(y)))
 
 
+def test_lda_head_tempers_its_overconfident_scores():
+    from sklearn.metrics import log_loss
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(LABELS, 12)
+    X = (rng.normal(0, 1, (len(y), 200)) + 0.4 * (y[:, None] == LABELS[None, :4]).repeat(50, axis=1)).astype(np.float32)
+    y_test = np.repeat(LABELS, 20)
+    X_test = (rng.normal(0, 1, (len(y_test), 200))
+              + 0.4 * (y_test[:, None] == LABELS[None, :4]).repeat(50, axis=1)).astype(np.float32)
+    model = ImageEmbeddingClassifier("lda").fit(X, y)
+    raw = model.model_.predict_proba(model.scaler_.transform(X_test))
+    assert model.temperature_ > 1
+    assert log_loss(y_test, model.predict_proba(X_test), labels=model.classes_) < log_loss(y_test, raw, labels=model.classes_)
+    assert np.array_equal(model.predict(X_test), model.classes_[raw.argmax(axis=1)])  # same ranking
+
+
 def coloured_products(n_per_class: int, seed: int, size: int = 48):
     """Red, green or blue objects of random size on white: colour decides the class."""
     rng = np.random.default_rng(seed)
