@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/images_real.py                 # every image option (1,553 photos)
     .venv/bin/python benchmarks/images_real.py --fusion        # text vs fused on the 293 with text
+    .venv/bin/python benchmarks/images_real.py --multiscale    # multi-scale embeddings, LDA head
     .venv/bin/python benchmarks/images_real.py --data ../shared/data/rakuten_images --folds 5
 
 Real photos are ``../shared/data/rakuten_images`` (27 classes, 51 to 91 photos a class). Each
@@ -100,6 +101,30 @@ def cv_f1(X: np.ndarray, y: np.ndarray, make, folds: list) -> tuple[float, float
     return f1_score(y, pred, average="weighted"), (time.perf_counter() - started) / len(folds)
 
 
+def mean_log_proba_f1(members: list[np.ndarray], y: np.ndarray, make, folds: list, *, per_fold: bool = False,
+                      extra: list[np.ndarray] | None = None):
+    """Weighted F1 of one head per embedding in ``members``, fused by mean log-probability.
+
+    ``extra``: other views of the same photos (e.g. mirror images, aligned with ``members``), added as
+    training rows only. Returns (pooled F1, fit + predict seconds per fold[, F1 of each fold]).
+    """
+    classes = np.unique(y)
+    log_proba = np.zeros((len(y), len(classes)))
+    started = time.perf_counter()
+    for train, test in folds:
+        for k, vectors in enumerate(members):
+            X, labels = vectors[train], y[train]
+            if extra is not None:
+                X, labels = np.vstack([X, extra[k][train]]), np.concatenate([labels, labels])
+            head = make().fit(X, labels)
+            log_proba[test] += np.log(np.clip(head.predict_proba(vectors[test]), 1e-9, None))
+    pred = classes[log_proba.argmax(axis=1)]
+    result = (f1_score(y, pred, average="weighted"), (time.perf_counter() - started) / len(folds))
+    if per_fold:
+        result += ([f1_score(y[test], pred[test], average="weighted") for _, test in folds],)
+    return result
+
+
 class L2Normalised:
     """Scale each embedding to unit length before a head (an option measured against standardising)."""
 
@@ -149,15 +174,43 @@ def image_tables(frame: pd.DataFrame, folds: int) -> str:
     three = {b: variant(paths, b, crop=True, tta=False) for b in ("lite0", "lite1", "lite2")}
     f1, seconds = cv_f1(np.hstack(list(three.values())), y, lambda: ImageEmbeddingClassifier(C=0.001), parts)
     lines.append(f"| lite0 + lite1 + lite2 concatenated, logreg C=0.001 | {f1:.3f} | {seconds:.1f} |")
-    log_proba = np.zeros((len(y), len(np.unique(y))))
-    started = time.perf_counter()
-    for train, test in parts:
-        for vectors in three.values():
-            head = ImageEmbeddingClassifier(C=default_c).fit(vectors[train], y[train])
-            log_proba[test] += np.log(np.clip(head.predict_proba(vectors[test]), 1e-9, None))
-    f1 = f1_score(y, np.unique(y)[log_proba.argmax(axis=1)], average="weighted")
-    lines.append(f"| lite0, lite1, lite2 heads, mean log-probability | {f1:.3f} | "
-                 f"{(time.perf_counter() - started) / len(parts):.1f} |")
+    f1, seconds = mean_log_proba_f1(list(three.values()), y, lambda: ImageEmbeddingClassifier(C=default_c), parts)
+    lines.append(f"| lite0, lite1, lite2 heads, mean log-probability | {f1:.3f} | {seconds:.1f} |")
+    return "\n".join(lines)
+
+
+def multiscale_table(frame: pd.DataFrame, folds: int) -> str:
+    """Multi-scale (``-ms``) embeddings, logistic regression vs LDA heads, several backbones, mirror rows."""
+    from prodcat.models.image import ImageEmbeddingClassifier
+
+    paths, y = list(frame.image_path), frame.prdtypecode.to_numpy()
+    parts = splits(y, folds)
+    default_c = ImageEmbeddingClassifier().C
+    lines = ["", f"### Multi-scale embeddings and the LDA head: {len(y):,} real photos, {folds}-fold weighted F1", "",
+             "`-ms` backbones: the pooled head, then the average-pooled outputs of the last two blocks (same forward "
+             "pass); crop on, TTA off. Several heads: one per embedding, mean log-probability.", "",
+             "| embedding and head | weighted F1 | F1 of each fold | fit + predict s per fold |", "|---|---|---|---|"]
+    heads = {f"logreg C={default_c}": lambda: ImageEmbeddingClassifier(C=default_c),
+             "LDA (Ledoit-Wolf shrinkage)": lambda: ImageEmbeddingClassifier(head="lda")}
+    X = variant(paths, "lite1", crop=True, tta=False)
+    multi = {b: variant(paths, b, crop=True, tta=False) for b in ("lite0-ms", "lite1-ms", "lite2-ms")}
+    rows = [(f"lite1 (1280-d), {name}", [X], make) for name, make in heads.items()]
+    rows += [(f"{b} ({vectors.shape[1]}-d), {name}", [vectors], make)
+             for b, vectors in multi.items() for name, make in heads.items()]
+    rows += [(f"lite1-ms + lite2-ms heads, mean log-probability, {name}", [multi["lite1-ms"], multi["lite2-ms"]], make)
+             for name, make in heads.items()]
+    rows.append(("lite0-ms, lite1-ms, lite2-ms heads, mean log-probability, LDA", list(multi.values()),
+                 heads["LDA (Ledoit-Wolf shrinkage)"]))
+    for name, members, make in rows:
+        f1, seconds, per_fold = mean_log_proba_f1(members, y, make, parts, per_fold=True)
+        lines.append(f"| {name} | {f1:.3f} | {' '.join(f'{f:.3f}' for f in per_fold)} | {seconds:.1f} |")
+        print(lines[-1], file=sys.stderr, flush=True)
+    flipped = embeddings(paths, "lite1-ms", crop=True, flipped=True)[0]
+    for name, make in heads.items():
+        f1, seconds, per_fold = mean_log_proba_f1([multi["lite1-ms"]], y, make, parts, per_fold=True, extra=[flipped])
+        lines.append(f"| lite1-ms, {name}, mirror images as extra training rows | {f1:.3f} | "
+                     f"{' '.join(f'{f:.3f}' for f in per_fold)} | {seconds:.1f} |")
+        print(lines[-1], file=sys.stderr, flush=True)
     return "\n".join(lines)
 
 
@@ -171,9 +224,9 @@ def throughput_table(frame: pd.DataFrame, n: int) -> str:
     lines = ["", f"### Embedding cost, cold cache, {n} photos (decode + crop + backbone)", "",
              "| backbone | TTA | images/s (wall) | CPU ms per image (all threads, workers included) |",
              "|---|---|---|---|"]
-    for backbone in ("lite0", "lite1", "lite2"):
+    for backbone in ("lite0", "lite1", "lite1-ms", "lite2"):
         with tempfile.TemporaryDirectory(prefix="prodcat-bench-") as cache:  # one ONNX export per backbone
-            for tta in (False, True):  # the TTA vectors have their own cache tag: both runs are cold
+            for tta in (False, True) if "-ms" not in backbone else (False,):  # TTA: own cache tag, cold too
                 embedder = ImageEmbedder(backbone, cache_dir=cache, tta=tta, progress=False)
                 embedder.model  # export or load the ONNX file before timing
                 wall, cpu = time.perf_counter(), _cpu_seconds()
@@ -207,6 +260,10 @@ def fusion_table(frame: pd.DataFrame, folds: int, fusers: tuple[str, ...]) -> st
     options.update({f"text + image (balanced, fusion={f})": dict(preset="balanced", fusion=f) for f in fusers})
     options["text + image (balanced, backbone=lite1, fusion=auto)"] = dict(preset="balanced", backbone="lite1",
                                                                            fusion="auto")
+    options["text + image (balanced, backbone=lite0-ms, fusion=auto)"] = dict(preset="balanced", backbone="lite0-ms",
+                                                                              fusion="auto")
+    options["text + image (balanced, backbone=lite0-ms, image head LDA, fusion=auto)"] = dict(
+        preset="balanced", backbone="lite0-ms", image_model="lda", fusion="auto")
     lines = ["", f"### Text + image: {len(y)} real products with text and photo, {folds}-fold weighted F1", "",
              "| model | weighted F1 | fit s per fold |", "|---|---|---|"]
     chosen: dict[str, list[str]] = {}
@@ -229,8 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with labels.csv and images/")
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--images", action="store_true", help="image options only")
+    parser.add_argument("--images", action="store_true", help="image options only (multi-scale included)")
     parser.add_argument("--fusion", action="store_true", help="text vs text + image only")
+    parser.add_argument("--multiscale", action="store_true", help="multi-scale embeddings and LDA heads only")
     parser.add_argument("--throughput", type=int, default=0, metavar="N",
                         help="also time cold-cache embedding of N photos per backbone (0: skip)")
     parser.add_argument("--fusers", default="auto,classwise,blend,stack")
@@ -244,9 +302,11 @@ def main(argv: list[str] | None = None) -> int:
     frame = load_labels(args.data)
     tables = []
     with threadpool_limits(1, user_api="blas"):
-        if not args.fusion:
+        if not (args.fusion or args.multiscale):
             tables.append(image_tables(frame, args.folds))
-        if not args.images:
+        if not args.fusion:
+            tables.append(multiscale_table(frame, args.folds))
+        if not (args.images or args.multiscale):
             tables.append(fusion_table(frame, args.folds, tuple(args.fusers.split(","))))
     if args.throughput:
         tables.append(throughput_table(frame, args.throughput))

@@ -156,9 +156,11 @@ def test_corrupt_or_stale_exports_are_rebuilt(tmp_path, fake_export):
     b.onnx_path.write_bytes(b"garbage from an interrupted copy")
     stale = b.onnx_path.with_name("efficientnet-lite0-000000000000.onnx")
     stale.write_bytes(b"an export made by older package versions")
+    other_variant = b.onnx_path.with_name("efficientnet-lite0-ms-000000000000.onnx")
+    other_variant.write_bytes(b"the multi-scale variant's export")
     again = Backbone("lite0", cache_dir=tmp_path)
     assert len(fake_export) == 2 and again.embed(np.zeros((1, 224, 224, 3), np.uint8)).shape == (1, 1280)
-    assert not stale.exists()
+    assert not stale.exists() and other_variant.exists()
 
 
 def test_concurrent_first_uses_export_once(tmp_path, fake_export):
@@ -171,8 +173,22 @@ def test_concurrent_first_uses_export_once(tmp_path, fake_export):
     assert len(made) == 3 and len(fake_export) == 1
 
 
+def test_multiscale_variant_appends_the_last_two_blocks_to_the_plain_embedding(backbone):
+    multi = Backbone("lite0-ms", cache_dir=backbone.cache_dir)
+    assert multi.dim == 1280 + 320 + 192 and multi.input_size == 224
+    assert multi.onnx_path != backbone.onnx_path and multi.tag != backbone.tag
+    assert backbone.onnx_path.exists()  # its own export: the plain one is not taken for a stale file
+    images = np.random.default_rng(1).integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
+    features = multi.embed(images)
+    assert features.shape == (3, 1792) and np.isfinite(features).all()
+    np.testing.assert_allclose(features[:, :1280], backbone.embed(images), rtol=1e-4, atol=1e-4)
+    assert not np.allclose(features[:, 1280:1600], features[:, 1280:1600].mean(axis=0))  # the blocks vary
+    np.testing.assert_allclose(multi.predict_imagenet(images), backbone.predict_imagenet(images), rtol=1e-3, atol=1e-3)
+
+
 def test_fingerprint_and_unknown_backbone():
     assert model_fingerprint("lite0") != model_fingerprint("lite2")
+    assert model_fingerprint("lite0") != model_fingerprint("lite0-ms")
     assert model_fingerprint("lite0") == model_fingerprint("lite0")
     with pytest.raises(ModelError, match="lite0, lite1, lite2"):
         Backbone("resnet50")

@@ -22,7 +22,7 @@ def synthetic_embeddings(n_per_class: int, seed: int, dim: int = 64):
     return np.clip(X, 0, None).astype(np.float32), y
 
 
-@pytest.mark.parametrize("kind", ["logreg", "mlp"])
+@pytest.mark.parametrize("kind", ["logreg", "mlp", "lda"])
 def test_embedding_heads_learn_and_generalise(kind):
     X, y = synthetic_embeddings(60, seed=0)
     X_test, y_test = synthetic_embeddings(30, seed=1)
@@ -45,6 +45,35 @@ def test_embedding_head_is_a_proper_estimator():
         model.predict(X[:, :10])
     with pytest.raises(ValueError, match="head"):
         ImageEmbeddingClassifier("svm").fit(X, y)
+
+
+def test_lda_head_keeps_only_what_predicting_needs_and_persists_code_free(tmp_path):
+    import prodcat.components  # noqa: F401  (registers the image component, which trusts the LDA class)
+    from prodcat.persist import load_state, save_state
+
+    X, y = synthetic_embeddings(30, seed=0)
+    model = ImageEmbeddingClassifier("lda").fit(X, y)
+    assert not hasattr(model.model_, "covariance_")  # dim x dim floats, not needed to predict
+    save_state(model, tmp_path / "head.npz")
+    np.testing.assert_allclose(load_state(tmp_path / "head.npz").predict_proba(X), model.predict_proba(X))
+    with pytest.raises(ValueError, match="weights"):
+        ImageEmbeddingClassifier("lda").fit(X, y, sample_weight=np.ones(len(y)))
+
+
+def test_lda_head_tempers_its_overconfident_scores():
+    from sklearn.metrics import log_loss
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(LABELS, 12)
+    X = (rng.normal(0, 1, (len(y), 200)) + 0.4 * (y[:, None] == LABELS[None, :4]).repeat(50, axis=1)).astype(np.float32)
+    y_test = np.repeat(LABELS, 20)
+    X_test = (rng.normal(0, 1, (len(y_test), 200))
+              + 0.4 * (y_test[:, None] == LABELS[None, :4]).repeat(50, axis=1)).astype(np.float32)
+    model = ImageEmbeddingClassifier("lda").fit(X, y)
+    raw = model.model_.predict_proba(model.scaler_.transform(X_test))
+    assert model.temperature_ > 1
+    assert log_loss(y_test, model.predict_proba(X_test), labels=model.classes_) < log_loss(y_test, raw, labels=model.classes_)
+    assert np.array_equal(model.predict(X_test), model.classes_[raw.argmax(axis=1)])  # same ranking
 
 
 def coloured_products(n_per_class: int, seed: int, size: int = 48):

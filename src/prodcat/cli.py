@@ -517,7 +517,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("embed", cmd_embed, "Compute image embeddings for a folder into the on-disk cache (resumable).")
     p.add_argument("--images", required=True, metavar="DIR")
     p.add_argument("--cache", metavar="DIR", help="cache folder (default: user cache dir or $PRODCAT_CACHE_DIR)")
-    p.add_argument("--backbone", default="lite0", choices=["lite0", "lite1", "lite2"], help="image model")
+    p.add_argument("--backbone", default="lite0", choices=["lite0", "lite1", "lite2", "lite0-ms", "lite1-ms", "lite2-ms"],
+                   help="image model (lite1-ms: the image preset's)")
     _add_engine_args(p, workers="local engine: decoding processes (default: a quarter of the CPUs); Ray engine: "
                                 "actors, each loads the backbone once (default: the CPUs Ray sees)")
 

