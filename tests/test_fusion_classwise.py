@@ -142,3 +142,12 @@ def test_unknown_fuser_is_refused() -> None:
     with pytest.raises(ValueError, match="fusion must be"):
         choose_fuser("median", ["text"], [], {"text": np.ones((4, 2)) / 2}, np.array([1, 2, 1, 2]),
                      np.zeros(4, bool), np.array([1, 2]))
+
+
+def test_keep_to_candidates_never_returns_nan_when_every_candidate_underflowed() -> None:
+    text = np.array([[0.7, 0.2, 0.1, 0.0], [0.1, 0.2, 0.3, 0.4]])
+    fused = np.array([[0.0, 0.0, 0.0, 1.0], [0.1, 0.2, 0.3, 0.4]])  # row 0: all mass on an unsupported class
+    out = keep_to_candidates(fused, [text], top=1)
+    assert np.isfinite(out).all() and np.allclose(out.sum(axis=1), 1.0)
+    assert out[0].argmax() == 0  # the component's mean, not an invented class
+    assert out[1].argmax() == 3

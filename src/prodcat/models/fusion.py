@@ -203,7 +203,12 @@ def keep_to_candidates(fused: np.ndarray, components: list[np.ndarray], top: int
         candidate[rows, np.argpartition(-proba, top - 1, axis=1)[:, :top]] = True
     best = np.where(candidate, fused, 0.0).max(axis=1, keepdims=True)
     out = np.where(candidate, fused, np.minimum(fused, 0.5 * best))
-    return out / out.sum(axis=1, keepdims=True)
+    total = out.sum(axis=1, keepdims=True)
+    degenerate = ~(np.isfinite(total) & (total > 0))[:, 0]
+    if degenerate.any():  # every candidate underflowed to 0 (an over-confident component): the components' mean
+        out[degenerate] = np.mean(components, axis=0)[degenerate]
+        total = out.sum(axis=1, keepdims=True)
+    return out / total
 
 
 def _guard(fused: np.ndarray, fuser: "_Fuser", probas: dict[str, np.ndarray], has_image: np.ndarray) -> np.ndarray:
