@@ -159,7 +159,6 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
     ``out``, when given, receives a copy of the model bundle.
     ``text_backbone``, ``device``, ``engine`` and ``address`` are :class:`~prodcat.predictor.ProductClassifier`'s.
     """
-    from prodcat.engines import check_engine
     from prodcat.runs import log_to_mlflow, new_run_dir, write_run_files
 
     if dataset.y is None:
@@ -168,11 +167,11 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
         from prodcat.safe_bundle import check_bundle_target
 
         check_bundle_target(out)
-    check_engine(engine, address)  # Ray asked for and not installed: say so before hours of training
     preset = preset or default_preset(dataset)
     started = time.perf_counter()
     y = dataset.y.to_numpy()
     split = stratified_split(y, valid_size=valid_size, test_size=0.0, seed=seed)
+
     def new_model() -> ProductClassifier:
         return ProductClassifier(preset, text_model=text_model, cache_dir=cache_dir, seed=seed, progress=progress,
                                  time_limit=time_limit, fusion=fusion, text_backbone=text_backbone, device=device,
@@ -194,7 +193,7 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
         measured = model.metrics_
         model = new_model()
         model.fit(dataset.X, y)
-        model.metrics_ = {**measured, "refit": {"n_train": len(y), "validation_rows_included": True}}
+        model.metrics_ = {**measured, "refit": {"n_train": len(y)}}
     model_dir = model.save(run_dir / "model")
     seconds = time.perf_counter() - started
     config = {"preset": preset, "params": model.manifest["params"], "spec": model.spec.to_dict(), "valid_size": valid_size,
