@@ -109,7 +109,7 @@ def test_a_preset_parameter_names_the_backbone(checkpoint):
 def test_predictor_sets_the_backbone_of_transformer_components(checkpoint, tmp_path, monkeypatch):
     monkeypatch.chdir(checkpoint.parent)
     spec = ProductClassifier("best", text_backbone=checkpoint.name, progress=False).resolved_spec()
-    assert spec.component("minilm").params == {"epochs": 4, "backbone": str(checkpoint)}  # absolute
+    assert spec.component("minilm").params == {"epochs": 6, "evaluations": 4, "backbone": str(checkpoint)}  # absolute
     assert "backbone" not in spec.component("neural_simple").params
     spec = ProductClassifier("fast", text_model="minilm", text_backbone=str(checkpoint)).resolved_spec()
     assert spec.component("text").params["backbone"] == str(checkpoint)

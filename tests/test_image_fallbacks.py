@@ -46,6 +46,20 @@ def test_balanced_with_too_few_photos_trains_text_only_and_says_so(small_demo, t
     np.testing.assert_allclose(loaded.predict_proba(test.X), model.predict_proba(test.X))
 
 
+def test_text_only_fallback_keeps_the_fuser_of_two_text_components(small_demo) -> None:
+    train, test, cache = small_demo
+    preset = {"name": "two-texts", "backbone": "lite0",
+              "components": [{"name": "words", "kind": "text", "model": "linear"},
+                             {"name": "net", "kind": "deep_text", "model": "neural_simple", "params": {"epochs": 2}},
+                             {"name": "image", "kind": "image", "model": "logreg"}],
+              "fusion": {"method": "blend", "folds": 0, "holdout": 0.3, "refit": ["words", "image"]}}
+    model = ProductClassifier(preset, cache_dir=cache, progress=False).fit(train.X, train.y)
+    assert model.text_only_reason_ is not None
+    assert list(model.components_) == ["words", "net"]
+    assert model.fuser_ is not None and model.spec.fusion.refit == ("words",)
+    assert model.predict_proba(test.X).shape == (len(test.X), len(model.classes_))
+
+
 def test_image_preset_trains_and_predicts_on_products_without_text(small_demo) -> None:
     train, test, cache = small_demo
     photo_only = train.X.assign(designation="", description="")

@@ -239,7 +239,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         text_only = _text_only_reason(spec, inputs.has_image, len(classes))
         if text_only:
             self._log(f"Text only: {text_only}")
-            spec = replace(spec, fusion=None, components=tuple(c for c in spec.components if c.reads == "text"))
+            spec = _text_components(spec)
         names = ", ".join(c.name for c in spec.components)
         self._log(f"Training {names} on {len(y):,} products ({int(inputs.has_image.sum()):,} with an image)")
         plan = FitPlan(spec, classes, prior, seed=self.seed, time_limit=self.time_limit, log=self._log,
@@ -439,6 +439,18 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         incompatible versions and edited or damaged ones. ``cache_dir``: the image embedding cache
         to use (default ``$PRODCAT_CACHE_DIR`` or the user cache dir; a bundle never chooses it)."""
         return bundle.load_bundle(cls, path, cache_dir=cache_dir)
+
+
+def _text_components(spec: PresetSpec) -> PresetSpec:
+    """``spec`` without its image-reading components; its fusion is kept while two or more remain."""
+    components = tuple(c for c in spec.components if c.reads == "text")
+    fusion = spec.fusion
+    if fusion is not None and len(components) >= 2:
+        names = {c.name for c in components}
+        fusion = replace(fusion, refit=tuple(n for n in fusion.refit if n in names))
+    else:
+        fusion = None
+    return replace(spec, fusion=fusion, components=components)
 
 
 def _text_only_reason(spec: PresetSpec, has_image: np.ndarray, n_classes: int) -> str | None:

@@ -59,7 +59,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "components": [
             _STACK,
             {"name": "neural_simple", "kind": "deep_text", "model": "neural_simple"},
-            {"name": "minilm", "kind": "deep_text", "model": "minilm", "budget": 0.55, "params": {"epochs": 4}},
+            {"name": "minilm", "kind": "deep_text", "model": "minilm", "budget": 0.55, "params": {"epochs": 6, "evaluations": 4}},
             {"name": "use", "kind": "deep_text", "model": "use", "budget": 0.15},
             {"name": "image", "kind": "image", "model": "mlp"},
             {"name": "early_fusion", "kind": "early_fusion"},
