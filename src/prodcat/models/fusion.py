@@ -384,5 +384,5 @@ def text_only_reason(n_with_image: int, n_classes: int) -> str | None:
     if n_with_image >= needed:
         return None
     return (f"only {n_with_image:,} training products have a usable photo, fewer than {MIN_PHOTOS_PER_CLASS} per "
-            f"class on average ({needed:,} for {n_classes} classes): the image components and fusion are left "
-            "out and the model uses text only")
+            f"class on average ({needed:,} for {n_classes} classes): the image components are left out and "
+            "the model uses its text components only")
