@@ -161,3 +161,131 @@ def test_a_component_left_no_time_is_skipped_but_the_first_always_runs(split, ca
     assert model.component_names == ["first"]
     assert [name for name, _ in FITTED] == ["first"]
     assert "second: skipped: budget spent" in capsys.readouterr().err
+
+
+# --- resumable fits ---------------------------------------------------------------------------------
+
+TWO_TEXT = {"name": "two_text", "components": [{"name": "text", "kind": "text", "model": "linear"},
+                                               {"name": "logreg", "kind": "text", "model": "logistic_regression"}],
+            "fusion": {"method": "auto", "folds": 0, "holdout": 0.2, "refit": ["text"]}}
+TWO_TEXT_FOLDS = {**TWO_TEXT, "name": "two_text_folds", "fusion": {"method": "auto", "folds": 3}}
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.fixture
+def fits(monkeypatch):
+    """Counts TF-IDF component fits by name; ``fits.fail`` names one whose next fit raises ``fits.error``."""
+    original = TfidfTextComponent.fit
+
+    class Fits:
+        calls: list[str] = []
+        fail: str | None = None
+        error: type[BaseException] = Interrupted
+
+        def fit(self_, component, inputs, y, *, time_limit=None):  # noqa: N805
+            if component.spec.name == Fits.fail:
+                Fits.fail = None
+                raise Fits.error("stopped")
+            Fits.calls.append(component.spec.name)
+            return original(component, inputs, y, time_limit=time_limit)
+
+    counter = Fits()
+    Fits.calls = []
+    monkeypatch.setattr(TfidfTextComponent, "fit", lambda component, inputs, y, *, time_limit=None:
+                        counter.fit(component, inputs, y, time_limit=time_limit))
+    return Fits
+
+
+@pytest.mark.parametrize("preset, first_key", [(TWO_TEXT, "holdout/text"), (TWO_TEXT_FOLDS, "fold1/text")])
+def test_an_interrupted_fit_resumes_from_its_checkpoints(preset, first_key, split, fits, tmp_path: Path, capsys) -> None:
+    X, y, test = split
+    reference = ProductClassifier(preset, progress=False).fit(X, y)
+    uninterrupted = list(fits.calls)
+    fits.calls.clear()
+    fits.fail = "logreg"  # the second fit: of the holdout, or of fold 1
+    folder = tmp_path / "checkpoints"
+    with pytest.raises(Interrupted):
+        ProductClassifier(preset).fit(X, y, checkpoints=folder)
+    from prodcat.checkpoints import CheckpointStore
+
+    saved = CheckpointStore.__new__(CheckpointStore)
+    saved.folder = folder
+    assert saved.keys() == [first_key]
+    before = list(fits.calls)
+    fits.calls.clear()
+    model = ProductClassifier(preset).fit(X, y, checkpoints=folder)
+    assert f"{first_key} loaded from its checkpoint" in capsys.readouterr().err
+    assert len(before) + len(fits.calls) == len(uninterrupted)  # the saved stage was not fitted again
+    assert model.component_names == reference.component_names
+    np.testing.assert_array_equal(model.predict_proba(test), reference.predict_proba(test))
+    # another recipe (or other data) never reads these checkpoints
+    with pytest.raises(Exception, match="belong to another fit"):
+        ProductClassifier(preset, seed=7).fit(X, y, checkpoints=folder)
+
+
+def _cli_data(tmp_path: Path) -> list[str]:
+    from prodcat.data.sample import make_demo_dataset
+
+    demo = make_demo_dataset(tmp_path / "demo", n_train=300, n_test=10, seed=4, with_images=False, progress=False)
+    return ["--x", str(demo.x_train), "--y", str(demo.y_train)]
+
+
+def test_train_resume_on_the_command_line(split, fits, tmp_path: Path, monkeypatch, capsys) -> None:
+    from prodcat.cli import main
+    from prodcat.presets import PRESETS
+
+    monkeypatch.setitem(PRESETS, "two_text", {k: v for k, v in TWO_TEXT.items() if k != "name"})
+    data = _cli_data(tmp_path)
+    runs = tmp_path / "runs"
+    train = ["train", *data, "--preset", "two_text", "--runs-dir", str(runs)]
+    fits.fail, fits.error = "logreg", KeyboardInterrupt
+    assert main(train) == 130
+    [run] = list(runs.iterdir())
+    config = json.loads((run / "config.json").read_text())
+    assert config["status"] == "running" and config["options"]["preset"] == "two_text"
+    assert (run / "checkpoints" / "fit" / "holdout%2Ftext.npz").is_file()
+    capsys.readouterr()
+    fits.calls.clear()
+    assert main(["train", *data, "--runs-dir", str(runs), "--resume", run.name]) == 0
+    out, err = capsys.readouterr()
+    assert "holdout/text loaded from its checkpoint" in err and f"Run folder: {run}" in out
+    # the first fit: logreg, then text's refit (its holdout fit is loaded); the refit on all rows: all three
+    assert fits.calls == ["logreg", "text", "text", "logreg", "text"]
+    assert json.loads((run / "config.json").read_text())["status"] == "complete"
+    assert (run / "model" / "prodcat.json").is_file() and not (run / "checkpoints").exists()
+    assert list(runs.iterdir()) == [run]
+    # nothing left to resume
+    assert main(["train", *data, "--runs-dir", str(runs), "--resume", str(run)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_bad_resume_is_one_error_line(split, fits, tmp_path: Path, monkeypatch, capsys) -> None:
+    from prodcat.cli import main
+    from prodcat.presets import PRESETS
+
+    monkeypatch.setitem(PRESETS, "two_text", {k: v for k, v in TWO_TEXT.items() if k != "name"})
+    data = _cli_data(tmp_path)
+    runs = tmp_path / "runs"
+    fits.fail, fits.error = "logreg", KeyboardInterrupt
+    assert main(["train", *data, "--preset", "two_text", "--runs-dir", str(runs)]) == 130
+    [run] = list(runs.iterdir())
+    other = pd.read_csv(data[3], index_col=0)
+    other.iloc[0, 0] = 10 if other.iloc[0, 0] != 10 else 40
+    other.to_csv(tmp_path / "other_y.csv")
+    capsys.readouterr()
+    cases = {
+        "no such run folder": ["train", *data, "--runs-dir", str(runs), "--resume", "nope"],
+        "the data differ": ["train", data[0], data[1], "--y", str(tmp_path / "other_y.csv"), "--runs-dir", str(runs),
+                            "--resume", str(run)],
+        "not 'fast'": ["train", *data, "--runs-dir", str(runs), "--resume", str(run), "--preset", "fast"],
+        "not a run folder that can be resumed": ["train", *data, "--runs-dir", str(runs), "--resume",
+                                                 str(tmp_path / "demo")],
+    }
+    for message, argv in cases.items():
+        assert main(argv) == 2, message
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    assert json.loads((run / "config.json").read_text())["status"] == "running"  # untouched
