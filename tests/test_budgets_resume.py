@@ -289,3 +289,34 @@ def test_bad_resume_is_one_error_line(split, fits, tmp_path: Path, monkeypatch, 
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
     assert json.loads((run / "config.json").read_text())["status"] == "running"  # untouched
+
+
+def test_engine_tasks_save_and_reuse_checkpoints(split, tmp_path: Path, monkeypatch, capsys) -> None:
+    """On the engine path (Ray's, here on the local engine) the plan saves each task's fits when they come
+    back and does not dispatch a task whose fits are all saved; every task gets the limits planned first."""
+    import prodcat.engines
+    from prodcat.engines import LocalEngine
+
+    dispatched: list[list[Any]] = []
+
+    class TaskEngine(LocalEngine):
+        name = "ray"
+
+        def map(self, fn, tasks, shared=None):
+            tasks = list(tasks)
+            dispatched.append([shared.limits, len(tasks)])
+            return super().map(fn, tasks, shared)
+
+    monkeypatch.setattr(prodcat.engines, "check_engine", lambda name, address=None: None)
+    monkeypatch.setattr(prodcat.engines, "get_engine", lambda name, address=None: TaskEngine())
+    X, y, test = split
+    reference = ProductClassifier(TWO_TEXT, progress=False).fit(X, y)
+    folder = tmp_path / "checkpoints"
+    first = ProductClassifier(TWO_TEXT, engine="ray", time_limit=50).fit(X, y, checkpoints=folder)
+    [(limits, n_tasks)] = dispatched
+    assert n_tasks == 2 and set(limits) == {"text", "logreg"} and all(0 < s < 50 for s in limits.values())
+    again = ProductClassifier(TWO_TEXT, engine="ray").fit(X, y, checkpoints=folder)
+    assert len(dispatched) == 1  # nothing dispatched: both holdout fits were saved
+    assert "logreg: holdout/logreg loaded from its checkpoint" in capsys.readouterr().err
+    for model in (first, again):
+        np.testing.assert_array_equal(model.predict_proba(test), reference.predict_proba(test))
