@@ -212,10 +212,6 @@ class FitPlan:
         return ({n: fitted[n] for n in order if n in fitted},
                 {n: proba[n] for n in order if n in proba})
 
-    def score(self, components: dict[str, Component], inputs: Inputs) -> dict[str, np.ndarray]:
-        """Each component's probabilities of ``inputs`` on the plan's classes."""
-        return {n: c.predict_proba(inputs, self.classes, self.prior) for n, c in components.items()}
-
     def run(self, tasks: list[FitTask], inputs: Inputs, y: np.ndarray) -> list[TaskResult]:
         """The results of ``tasks``, in order, from the plan's engine; fit times and log lines gathered here."""
         if self.engine == "local":
