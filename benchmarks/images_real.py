@@ -318,6 +318,7 @@ def _signed_power(p: float):
 def heads_table(frame: pd.DataFrame, folds: int) -> str:
     """Options around the `image` preset (lite1-ms + LDA): preprocessing, input size, normalisation,
     heads, ImageNet logits, several embeddings."""
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.svm import SVC
@@ -356,7 +357,8 @@ def heads_table(frame: pd.DataFrame, folds: int) -> str:
          [lambda: Projected(QuadraticDiscriminantAnalysis(reg_param=0.5))]),
         ("LDA projection (26-d), then 15 nearest neighbours", "1", [X],
          [lambda: Projected(KNeighborsClassifier(15, weights="distance"))]),
-        ("LDA projection (26-d), then RBF SVM (Platt)", "1", [X], [lambda: Projected(SVC(probability=True, random_state=0))]),
+        ("LDA projection (26-d), then RBF SVM (sigmoid-calibrated)", "1", [X],
+         [lambda: Projected(CalibratedClassifierCV(SVC(), ensemble=False))]),
     ]
     logits = raw_outputs(paths, "lite1-ms", 240)[1]
     rows += [
