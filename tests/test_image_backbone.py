@@ -213,3 +213,18 @@ def test_lite2_exports_and_recognises_a_photo(tmp_path):
     image = preprocess(photo, lite2.input_size)[None]
     assert lite2.embed(image).shape == (1, 1280)
     assert 652 in top5(lite2, image)[0]  # military uniform
+
+
+def test_export_at_another_input_size(tmp_path):
+    """``input_size`` makes a graph for that square size (used by the resolution benchmark)."""
+    import onnxruntime as ort
+
+    dest = backbone_module.export_onnx("lite0", tmp_path / "lite0-192.onnx", input_size=192)
+    session = ort.InferenceSession(str(dest), providers=["CPUExecutionProvider"])
+    embedding, logits = session.run(["embedding", "logits"], {"images": np.zeros((2, 192, 192, 3), np.uint8)})
+    assert embedding.shape == (2, 1280) and logits.shape == (2, 1000)
+    with pytest.raises(Exception):  # the size is fixed in the graph
+        session.run(["embedding"], {"images": np.zeros((1, 224, 224, 3), np.uint8)})
+    with pytest.raises(ValueError, match="input_size"):
+        backbone_module.export_onnx("lite0", tmp_path / "tiny.onnx", input_size=8)
+    assert not (tmp_path / "tiny.onnx").exists()

@@ -141,9 +141,16 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def export_onnx(name: str, dest: Path) -> Path:
-    """Export the pretrained PyTorch model to ``dest`` (atomically). Imports torch."""
+def export_onnx(name: str, dest: Path, *, input_size: int | None = None) -> Path:
+    """Export the pretrained PyTorch model to ``dest`` (atomically). Imports torch.
+
+    ``input_size``: the square input the graph takes (default: the variant's native size, the one
+    :class:`Backbone` feeds); another size is for experiments that run the file themselves.
+    """
     spec = _spec(name)
+    size = spec.input_size if input_size is None else int(input_size)
+    if size < 32:
+        raise ValueError(f"input_size must be >= 32, got {input_size}")
     _package_version("efficientnet-lite-pytorch")
     try:
         import torch
@@ -185,7 +192,7 @@ def export_onnx(name: str, dest: Path) -> Path:
     state = torch.load(weights_file, map_location="cpu", weights_only=True)
     net.load_state_dict(state, strict=True)
     model = PooledWithLogits(net, is_multiscale(name)).eval()
-    example = torch.zeros(1, spec.input_size, spec.input_size, 3, dtype=torch.uint8)
+    example = torch.zeros(1, size, size, 3, dtype=torch.uint8)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f"{dest.name}.{os.getpid()}.tmp")
     try:
