@@ -19,6 +19,7 @@ from prodcat.models.transformer import TransformerTextClassifier, _StepTimer  # 
 
 # tiny: 86 training rows in batches of 16 (6 steps an epoch), one trainable encoder layer
 SMALL = dict(epochs=2, max_length=16, batch_size=16, frozen_layers=5, evaluations=2, n_threads=2, device="cpu")
+TINY = {**SMALL, "epochs": 1}
 
 
 class Interrupted(Exception):
@@ -130,16 +131,35 @@ class _Marker:
         return (_Marker.ran.append, ("pickle ran",))
 
 
-def _damaged(folder: Path, how: str) -> None:
+@pytest.fixture(scope="module")
+def saved(data, tmp_path_factory):
+    """The mid-fit checkpoint (a copy of its bytes) of a small fit (seed 1) stopped after its first step."""
+    train, y, _ = data
+    folder = tmp_path_factory.mktemp("saved")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TransformerTextClassifier, "checkpoint_interval", 0.0)
+        original = _StepTimer.record
+
+        def record(timer, seconds):
+            if timer.durations:
+                raise Interrupted
+            original(timer, seconds)
+
+        patch.setattr(_StepTimer, "record", record)
+        with pytest.raises(Interrupted):
+            TransformerTextClassifier(**TINY, seed=1).set_checkpoint_dir(folder).fit(train.head(48), y[:48])
+    return (folder / MIDFIT_FILE).read_bytes()
+
+
+def _damaged(folder: Path, saved: bytes, how: str) -> None:
     path = folder / MIDFIT_FILE
-    if how == "garbage":
-        path.write_bytes(b"\x00\x01not a safetensors file")
-    elif how == "pickle":
+    path.write_bytes(saved)
+    if how == "pickle":  # what loading would run, were it unpickled
         import pickle as real_pickle  # the no_code fixture patches load/loads, not dumps
 
         path.write_bytes(real_pickle.dumps(_Marker()))
     elif how == "truncated":
-        path.write_bytes(path.read_bytes()[:-1000])
+        path.write_bytes(saved[:-1000])
     elif how == "wrong shape":
         tensors, document = load_midfit(folder)
         tensors["weights/output.weight"] = np.zeros((3, 3), dtype=np.float32)
@@ -147,20 +167,14 @@ def _damaged(folder: Path, how: str) -> None:
 
 
 @pytest.mark.parametrize("how, message", [
-    ("garbage", "unreadable"), ("pickle", "unreadable"), ("truncated", "unreadable"),
-    ("wrong shape", "weights/output.weight"), ("another seed", "belongs to another fit")])
-def test_a_bad_checkpoint_is_ignored_with_a_log_line(how, message, data, steps, every_step, no_code, tmp_path, caplog):
+    ("pickle", "unreadable"), ("truncated", "unreadable"), ("wrong shape", "weights/output.weight"),
+    ("another seed", "belongs to another fit")])
+def test_a_bad_checkpoint_is_ignored_with_a_log_line(how, message, data, saved, steps, no_code, tmp_path, caplog):
     train, y, _ = data
-    small = {**SMALL, "epochs": 1}
-    train, y = train.head(48), y[:48]
-    steps.stop_after = 1
-    with pytest.raises(Interrupted):
-        TransformerTextClassifier(**small, seed=1).set_checkpoint_dir(tmp_path).fit(train, y)
-    _damaged(tmp_path, how)
-    steps.done = 0
+    _damaged(tmp_path, saved, how)
     with caplog.at_level("WARNING", logger="prodcat.models.transformer"):
-        model = TransformerTextClassifier(**small, seed=2 if how == "another seed" else 1
-                                          ).set_checkpoint_dir(tmp_path).fit(train, y)
+        model = TransformerTextClassifier(**TINY, seed=2 if how == "another seed" else 1
+                                          ).set_checkpoint_dir(tmp_path).fit(train.head(48), y[:48])
     assert model.resumed_at_step_ == 0 and steps.done == model.steps_ >= 2
     lines = [r.getMessage() for r in caplog.records if "ignoring the mid-fit checkpoint" in r.getMessage()]
     assert len(lines) == 1 and message in lines[0], caplog.text
