@@ -396,6 +396,8 @@ class _MidFit:
         state: dict[int, dict[str, Any]] = {}
         for index, values in document["optimizer"]["scalars"].items():
             position = int(index)
+            if not 0 <= position < len(flat):
+                raise IndexError(f"optimiser state for parameter {index} of {len(flat)}")
             state[position] = {k: torch.tensor(float(v)) for k, v in values.items()}
             for key in [k for k in tensors if k.startswith(f"adam/{index}/")]:
                 expect[key] = tuple(flat[position].shape)
@@ -409,7 +411,23 @@ class _MidFit:
         steps, epoch, position = int(document["steps"]), int(document["epoch"]), int(document["position"])
         if min(steps, epoch, position) < 0:
             raise ValueError("negative position")
-        return {"state": state, "groups": groups}
+        scheduler, current = document["scheduler"], self.scheduler.state_dict()
+        if set(scheduler) != set(current) or [None if f is None else sorted(f) for f in scheduler["lr_lambdas"]] \
+                != [None if f is None else sorted(f) for f in current["lr_lambdas"]]:
+            raise ValueError("another learning-rate schedule")
+        if document["scaler"] and self.scaler.is_enabled() and set(document["scaler"]) != set(self.scaler.state_dict()):
+            raise ValueError("another gradient scaler")
+        plan = {key: int(document["plan"][key]) for key in ("total", "evaluations_done", "spacing", "next_eval", "steps")}
+        saved_best = document["best"]
+        best = {"score": float(saved_best["score"]), "step": int(saved_best["step"]), "stale": int(saved_best["stale"]),
+                "history": [{str(k): float(v) for k, v in entry.items()} for entry in saved_best["history"]]}
+        if best["step"] >= len(best["history"]):
+            raise ValueError("best step beyond the history")
+        return {"state": state, "groups": groups, "plan": plan, "best": best,
+                "replan_pending": bool(document["plan"]["replan_pending"]),
+                "durations": [float(d) for d in document["timer"]["durations"]],
+                "eval_seconds": float(document["timer"]["eval_seconds"]), "elapsed": float(document["elapsed"]),
+                "position": (epoch, position, steps)}
 
     def _apply(self, tensors: dict[str, np.ndarray], document: dict[str, Any], checked: dict[str, Any],
                patience: int | None) -> tuple[Any, Any]:
@@ -427,21 +445,21 @@ class _MidFit:
         self.scheduler.load_state_dict(document["scheduler"])
         if document["scaler"] and self.scaler.is_enabled():
             self.scaler.load_state_dict(document["scaler"])
-        plan, saved_plan = self.plan, document["plan"]
-        plan.schedule.total = int(saved_plan["total"])
+        plan, saved_plan = self.plan, checked["plan"]
+        plan.schedule.total = saved_plan["total"]
         for key in ("evaluations_done", "spacing", "next_eval", "steps"):
-            setattr(plan, key, int(saved_plan[key]))
-        plan.replan_pending = bool(saved_plan["replan_pending"])
-        plan.timer.durations = [float(d) for d in document["timer"]["durations"]]
-        plan.timer.eval_seconds = float(document["timer"]["eval_seconds"])
+            setattr(plan, key, saved_plan[key])
+        plan.replan_pending = checked["replan_pending"]
+        plan.timer.durations = checked["durations"]
+        plan.timer.eval_seconds = checked["eval_seconds"]
         if plan.budget.limit is None:
             plan.schedule.total = max(plan.steps + 1, plan.planned)
         else:  # the new time limit bounds the steps left
             plan.replan()
         best = tu.BestCheckpoint(patience)
-        saved_best = document["best"]
-        best.best_score, best.best_step = float(saved_best["score"]), int(saved_best["step"])
-        best.stale, best.history = int(saved_best["stale"]), list(saved_best["history"])
+        saved_best = checked["best"]
+        best.best_score, best.best_step = saved_best["score"], saved_best["step"]
+        best.stale, best.history = saved_best["stale"], saved_best["history"]
         if best.best_step >= 0:
             best.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.net.state_dict().items()}
             best.best_state.update({n: torch.from_numpy(tensors[f"best/{n}"].copy()) for n, _ in self.trainable})
@@ -454,8 +472,8 @@ class _MidFit:
                     if f"rng/cuda{i}" in tensors]
             if len(cuda) == torch.cuda.device_count():
                 torch.cuda.set_rng_state_all(cuda)
-        self.before = float(document["elapsed"])
-        return tu.LoopPosition(int(document["epoch"]), int(document["position"]), int(document["steps"])), best
+        self.before = checked["elapsed"]
+        return tu.LoopPosition(*checked["position"]), best
 
 
 class TransformerTextClassifier(TorchTextClassifier):
