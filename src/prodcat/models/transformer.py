@@ -417,7 +417,8 @@ class _MidFit:
             raise ValueError("another learning-rate schedule")
         if document["scaler"] and self.scaler.is_enabled() and set(document["scaler"]) != set(self.scaler.state_dict()):
             raise ValueError("another gradient scaler")
-        plan = {key: int(document["plan"][key]) for key in ("total", "evaluations_done", "spacing", "next_eval", "steps")}
+        plan = {key: int(document["plan"][key])
+                for key in ("total", "evaluations_done", "spacing", "next_eval", "steps")}
         saved_best = document["best"]
         best = {"score": float(saved_best["score"]), "step": int(saved_best["step"]), "stale": int(saved_best["stale"]),
                 "history": [{str(k): float(v) for k, v in entry.items()} for entry in saved_best["history"]]}
