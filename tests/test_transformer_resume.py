@@ -200,3 +200,19 @@ def test_the_plan_resumes_minilm_from_its_partial_folder_and_drops_it(data, step
     assert "final/minilm resumed from its mid-fit checkpoint at step 2" in capsys.readouterr().err
     assert steps.done >= 1 and not partial.exists() and (folder / "final%2Fminilm.npz").is_file()
     assert model.predict_proba(test[["designation", "description"]]).shape[0] == len(test)
+
+
+def test_a_resumed_fit_replans_its_steps_left_to_its_new_time_limit(data, steps, every_step, tmp_path):
+    train, y, _ = data
+    small = {**SMALL, "batch_size": 4}  # enough steps for the step timer to be ready (10) before the stop
+    train, y = train.head(48), y[:48]
+    steps.stop_after = 11
+    with pytest.raises(Interrupted):
+        TransformerTextClassifier(**small).set_checkpoint_dir(tmp_path).fit(train, y)
+    document = load_midfit(tmp_path)[1]
+    planned = document["plan"]["planned"]
+    assert document["steps"] == 11 and len(document["timer"]["durations"]) == 11 and planned > 11
+    steps.done = 0
+    # a generous new limit: the steps are re-planned to it (from the saved step timings) and all of them fit
+    model = TransformerTextClassifier(**small, time_limit=600).set_checkpoint_dir(tmp_path).fit(train, y)
+    assert model.resumed_at_step_ == 11 and model.steps_ == planned and steps.done == planned - 11
