@@ -7,12 +7,17 @@ some) and its fit seconds, in :mod:`prodcat.persist`'s code-free format (one ``.
 written atomically: temporary sibling + rename). Loading never runs code from it. The folder's
 ``identity.json`` ties it to one training set (fingerprint), recipe and seed: a store opened for
 anything else is refused, so a checkpoint is never mixed into another fit.
+
+A component that can save its state mid-way (``minilm``) is handed :meth:`CheckpointStore.partial_dir`,
+``partial/<quoted key>/``, for its own mid-fit checkpoints; once that fit finishes and is saved
+under its key, the partial folder is deleted (:meth:`CheckpointStore.drop_partial`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +30,7 @@ from prodcat.errors import ModelError
 from prodcat.persist import load_state, save_state
 
 IDENTITY_FILE = "identity.json"
+PARTIAL_DIR = "partial"
 
 
 @dataclass
@@ -69,6 +75,14 @@ class CheckpointStore:
         from urllib.parse import unquote
 
         return sorted(unquote(p.name[:-4]) for p in self.folder.glob("*.npz"))
+
+    def partial_dir(self, key: str) -> Path:
+        """The folder (not created here) where the fit ``key`` may keep mid-fit checkpoints."""
+        return self.folder / PARTIAL_DIR / quote(key, safe="")
+
+    def drop_partial(self, key: str) -> None:
+        """Delete the mid-fit checkpoints of ``key`` (superseded by its saved fit)."""
+        shutil.rmtree(self.partial_dir(key), ignore_errors=True)
 
     def save(self, key: str, *, model: Any, proba: np.ndarray | None, seconds: float) -> None:
         """Save the fit ``key`` (atomically)."""

@@ -183,6 +183,7 @@ class FitPlan:
             key = f"{task.stage}/{spec.name}"
             if self.checkpoints is not None and self.checkpoints.has(key):
                 self._load_saved(spec, key, fitted, proba)
+                self.checkpoints.drop_partial(key)  # left by an interruption between the save and the drop
                 ran += 1
                 continue
             allotted = self.budget.allot(key)
@@ -193,7 +194,10 @@ class FitPlan:
                 continue
             started = time.perf_counter()
             limit = self.budget.fit_limit(key, scores=held_out is not None)
-            component = make_component(spec, seed=self.seed).fit(train_inputs, train_y, time_limit=limit)
+            component = make_component(spec, seed=self.seed)
+            if self.checkpoints is not None:  # a component that saves mid-fit (minilm) resumes from there
+                component.checkpoint_dir = self.checkpoints.partial_dir(key)
+            component = component.fit(train_inputs, train_y, time_limit=limit)
             seconds = time.perf_counter() - started
             if component is None:
                 self.log(f"  {spec.name}: skipped (not enough products with a usable image)")
@@ -205,9 +209,13 @@ class FitPlan:
             if held_out is not None:
                 proba[spec.name] = component.predict_proba(held_out, self.classes, self.prior)
             self.budget.done(key, seconds)
+            resumed = getattr(component.model, "resumed_at_step_", 0)
+            if resumed:
+                self.log(f"  {spec.name}: {key} resumed from its mid-fit checkpoint at step {resumed}")
             if self.checkpoints is not None:
                 self.checkpoints.save(key, model=component.model if task.keep else None, proba=proba.get(spec.name),
                                       seconds=seconds)
+                self.checkpoints.drop_partial(key)  # the finished fit supersedes its mid-fit checkpoints
         order = [c.name for c in specs]
         return ({n: fitted[n] for n in order if n in fitted},
                 {n: proba[n] for n in order if n in proba})

@@ -10,6 +10,7 @@ by the spec's ``kind`` in the registry, so adding a component is one class plus
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping
 
@@ -114,6 +115,9 @@ class Component:
         self.spec = spec
         self.seed = seed
         self.model = model
+        self.checkpoint_dir: Path | None = None
+        """Where the next :meth:`fit` may keep mid-fit checkpoints and resume from (set by the fit plan;
+        components that cannot stop mid-way ignore it). Never part of the fitted model."""
 
     @property
     def name(self) -> str:

