@@ -199,10 +199,7 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
         options = {"preset": preset, "text_model": text_model, "valid_size": valid_size, "seed": seed,
                    "fusion": fusion, "text_backbone": text_backbone, "device": device, "time_limit": time_limit,
                    "refit": bool(refit)}
-        run_dir = new_run_dir(runs_root, run_name)
-    start_config = {"preset": options["preset"], "status": RUNNING, "options": options, "data_fingerprint": fingerprint,
-                    "data": dataset.report.to_dict()}
-    write_run_files(run_dir, config=start_config, metrics={})
+        run_dir = None
     preset, valid_size, seed = options["preset"], options["valid_size"], options["seed"]
     split = stratified_split(y, valid_size=valid_size, test_size=0.0, seed=seed)
 
@@ -213,6 +210,12 @@ def train_and_save(dataset: Dataset, out: str | Path | None = None, *, preset: s
                                  engine=engine, address=address)
 
     model = new_model()
+    model.resolved_spec()  # a bad recipe (backbone, device...) is refused before the run folder exists
+    if run_dir is None:
+        run_dir = new_run_dir(runs_root, run_name)
+    start_config = {"preset": preset, "status": RUNNING, "options": options, "data_fingerprint": fingerprint,
+                    "data": dataset.report.to_dict()}
+    write_run_files(run_dir, config=start_config, metrics={})
     train = subset(dataset, split.train)
     model.fit(train.X, train.y.to_numpy(), checkpoints=run_dir / CHECKPOINTS / "fit")
     validation = None
