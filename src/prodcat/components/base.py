@@ -10,8 +10,8 @@ by the spec's ``kind`` in the registry, so adding a component is one class plus
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
