@@ -138,10 +138,11 @@ class FitBudget:
         floor = min(MIN_USEFUL_SECONDS, MIN_USEFUL_LIMIT_SHARE * (self.limit or 0.0))
         return seconds >= max(floor, MIN_USEFUL_SHARE * self.estimate(self.pending[key]))
 
-    def fit_limit(self, key: str, *, scores: bool) -> float | None:
-        """The ``time_limit`` to hand the component of fit ``key``: its allotment, less
-        :data:`SCORE_SHARE` when it then ``scores`` held-out rows, never under :data:`MIN_LIMIT`."""
-        seconds = self.allot(key)
+    def fit_limit(self, key: str, *, scores: bool, allotted: float | None = None) -> float | None:
+        """The ``time_limit`` to hand the component of fit ``key``: its allotment (``allotted`` when
+        the caller has it), less :data:`SCORE_SHARE` when it then ``scores`` held-out rows, never
+        under :data:`MIN_LIMIT`."""
+        seconds = self.allot(key) if allotted is None else allotted
         if seconds is None:
             return None
         return max(MIN_LIMIT, seconds * (1.0 - SCORE_SHARE if scores else 1.0))
@@ -169,5 +170,5 @@ class FixedLimits:
     def useful(self, key: str, seconds: float | None) -> bool:
         return True
 
-    def fit_limit(self, key: str, *, scores: bool) -> float | None:
+    def fit_limit(self, key: str, *, scores: bool, allotted: float | None = None) -> float | None:
         return self.allot(key)

@@ -18,16 +18,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 import numpy as np
 
 from prodcat.errors import ModelError
-from prodcat.persist import load_state, save_state
+from prodcat.persist import atomic_write, load_state, save_state
 
 IDENTITY_FILE = "identity.json"
 PARTIAL_DIR = "partial"
@@ -61,7 +60,7 @@ class CheckpointStore:
                 raise ModelError(f"the checkpoints in {self.folder} belong to another fit ({', '.join(differs)} "
                                  "differ): resume with the same data and settings")
         else:
-            _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(identity, indent=2), encoding="utf-8"))
+            atomic_write(path, lambda tmp: tmp.write_text(json.dumps(identity, indent=2), encoding="utf-8"))
 
     def _path(self, key: str) -> Path:
         return self.folder / f"{quote(key, safe='')}.npz"
@@ -87,7 +86,7 @@ class CheckpointStore:
     def save(self, key: str, *, model: Any, proba: np.ndarray | None, seconds: float) -> None:
         """Save the fit ``key`` (atomically)."""
         state = {"model": model, "proba": None if proba is None else np.asarray(proba), "seconds": float(seconds)}
-        _atomic_write(self._path(key), lambda tmp: save_state(state, tmp))
+        atomic_write(self._path(key), lambda tmp: save_state(state, tmp))
 
     def load(self, key: str) -> Checkpoint:
         """The fit ``key`` as saved (code-free load; a damaged file raises :class:`ModelError`)."""
@@ -96,14 +95,3 @@ class CheckpointStore:
             raise ModelError(f"{self._path(key)}: not a checkpoint; delete it to refit that stage")
         return Checkpoint(state["model"], state["proba"], float(state["seconds"]))
 
-
-def _atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
-    """``write(temporary path)``, a sibling of ``path``, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -20,9 +20,10 @@ import hashlib
 import importlib
 import json
 import os
+import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -378,6 +379,20 @@ def load_state(path: str | os.PathLike[str]) -> Any:
         raise UnsafeStateError(f"{source}: malformed state (ValueError: {error or 'no detail'})") from None
     except (KeyError, TypeError, AttributeError, IndexError, UnicodeDecodeError, ImportError) as error:
         raise UnsafeStateError(f"{source}: malformed state ({type(error).__name__}: {error or 'no detail'})") from None
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], Any]) -> None:
+    """``write(temporary path)``, a sibling of ``path``, then rename it over ``path`` (a reader never
+    sees half a file; the temporary file is removed when ``write`` fails)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

@@ -193,7 +193,7 @@ class FitPlan:
                 self.budget.skip(key)
                 continue
             started = time.perf_counter()
-            limit = self.budget.fit_limit(key, scores=held_out is not None)
+            limit = self.budget.fit_limit(key, scores=held_out is not None, allotted=allotted)
             component = make_component(spec, seed=self.seed)
             if self.checkpoints is not None:  # a component that saves mid-fit (minilm) resumes from there
                 component.checkpoint_dir = self.checkpoints.partial_dir(key)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from prodcat.errors import ModelError
+from prodcat.persist import atomic_write
 
 MIDFIT_FILE = "midfit.safetensors"
 MIDFIT_FORMAT = "prodcat-midfit/1"
@@ -37,14 +37,7 @@ def save_midfit(folder: str | os.PathLike[str], tensors: dict[str, np.ndarray], 
     path = folder / MIDFIT_FILE
     header = json.dumps({"format": MIDFIT_FORMAT, **document})
     arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{MIDFIT_FILE}.", dir=folder)
-    os.close(fd)
-    try:
-        save_file(arrays, tmp, metadata={_HEADER_KEY: header})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: save_file(arrays, str(tmp), metadata={_HEADER_KEY: header}))
     return path
 
 
