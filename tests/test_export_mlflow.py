@@ -11,7 +11,7 @@ import pytest
 
 from prodcat.cli import main
 from prodcat.data.sample import build_demo_table
-from prodcat.export import BUNDLE_ARTIFACT, LOADER_MODULE
+from prodcat.export import BUNDLE_ARTIFACT, LOADER_MODULE, bundle_extras, requirement
 from prodcat.mlflow_model import ProdcatPythonModel, _load_pyfunc
 from prodcat.predictor import ProductClassifier
 from prodcat.taxonomy import name_of
@@ -49,6 +49,21 @@ def test_export_writes_mlmodel_bundle_and_requirements(bundle, exported) -> None
     assert parsed["flavors"]["python_function"]["loader_module"] == LOADER_MODULE
     inputs = json.loads(parsed["signature"]["inputs"])
     assert [c["name"] for c in inputs] == ["designation", "description", "image_path"]
+
+
+@pytest.mark.parametrize("preset, extras", [("fast", []), ("image", ["image"]), ("balanced", ["image"]),
+                                            ("best", ["image", "deep"])])
+def test_requirements_name_the_extras_the_model_needs(preset, extras) -> None:
+    from prodcat.presets import PRESETS
+
+    assert bundle_extras({"spec": PRESETS[preset], "params": {"preset": preset}}) == extras
+    assert requirement(extras).startswith({0: "prodcat==", 1: "prodcat[image]==", 2: "prodcat[deep,image]=="}[len(extras)])
+
+
+def test_a_text_only_deep_model_requires_the_deep_extra() -> None:
+    spec = {"components": [{"name": "text", "kind": "deep_text", "model": "minilm"}]}
+    assert bundle_extras({"spec": spec}) == ["deep"]
+    assert requirement(["deep"]).startswith("prodcat[deep]==")
 
 
 def expected_codes(bundle) -> list[int]:

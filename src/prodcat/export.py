@@ -4,7 +4,8 @@
 
     out/MLmodel              python_function flavor, loader_module prodcat.mlflow_model, signature
     out/artifacts/model/     the bundle, copied as it is
-    out/requirements.txt     prodcat (with the image extra when the model reads photos)
+    out/requirements.txt     prodcat, with the image extra when the model reads photos and the
+                             deep extra when it has a deep text component
     out/python_env.yaml, out/conda.yaml
 
 ``mlflow.pyfunc.load_model(out)`` then imports :mod:`prodcat.mlflow_model` and predicts a table
@@ -20,6 +21,7 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Sequence
 
 import prodcat
 from prodcat.errors import ProdcatError
@@ -74,15 +76,19 @@ def mlmodel_text(*, python_version: str, created: str, model_uuid: str) -> str:
     ])
 
 
-def requirement(uses_images: bool) -> str:
-    """The pip requirement that serves the bundle (the image extra for models that read photos)."""
-    return f"prodcat{'[image]' if uses_images else ''}=={prodcat.__version__}"
+def requirement(extras: Sequence[str] = ()) -> str:
+    """The pip requirement that serves a bundle needing these prodcat ``extras``."""
+    return f"prodcat{'[' + ','.join(sorted(extras)) + ']' if extras else ''}=={prodcat.__version__}"
 
 
-def _bundle_uses_images(manifest: dict) -> bool:
+def bundle_extras(manifest: dict) -> list[str]:
+    """The prodcat extras a bundle needs: ``image`` when it reads photos, ``deep`` when it has a
+    deep text component (torch, transformers, the bundled MiniLM and USE)."""
     from prodcat.bundle import recipe_of
 
-    return recipe_of(manifest).reads_images
+    recipe = recipe_of(manifest)
+    extras = ["image"] if recipe.reads_images else []
+    return extras + (["deep"] if any(c.kind == "deep_text" for c in recipe.components) else [])
 
 
 def export_mlflow(model_dir: str | Path, out: str | Path) -> Path:
@@ -98,7 +104,7 @@ def export_mlflow(model_dir: str | Path, out: str | Path) -> Path:
     if target.exists():
         raise ProdcatError(f"{target}: already exists; choose a new directory (nothing is overwritten)")
     target.parent.mkdir(parents=True, exist_ok=True)
-    uses_images = _bundle_uses_images(manifest)
+    extras = bundle_extras(manifest)
     python_version = platform.python_version()
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -106,7 +112,7 @@ def export_mlflow(model_dir: str | Path, out: str | Path) -> Path:
         created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
         mlmodel = mlmodel_text(python_version=python_version, created=created, model_uuid=uuid.uuid4().hex)
         (staging / MLMODEL_FILE).write_text(mlmodel, encoding="utf-8")
-        wanted = requirement(uses_images)
+        wanted = requirement(extras)
         (staging / "requirements.txt").write_text(
             "# prodcat is not on a public index: install it from your wheel or source tree\n" + wanted + "\n",
             encoding="utf-8")
