@@ -665,7 +665,10 @@ APP_SCRIPT = """
     child = [sys.executable, "-c", "import os, time; print(os.getpid(), flush=True); time.sleep(120)"]
     launch.webapp_command = lambda *a, **k: (child, None)
     signal.signal(signal.SIGTERM, _on_sigterm)
-    sys.exit(launch.run_webapp("unused"))
+    try:
+        sys.exit(launch.run_webapp("unused"))
+    except KeyboardInterrupt as stop:
+        sys.exit(EXIT_TERMINATED if type(stop).__name__ == "Terminated" else 130)
 """
 
 
@@ -677,6 +680,7 @@ def test_7_sigterm_to_app_stops_the_streamlit_child(tmp_path) -> None:
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)
     assert _wait_gone([child]) == []
+    assert process.returncode == 143  # the CLI's "terminated" status, as for every other command
 
 
 # --- 11, 17: the REST API ---------------------------------------------------------------------

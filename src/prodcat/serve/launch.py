@@ -54,7 +54,9 @@ def run_webapp(model_dir: str | Path, *, port: int = 8501, data: str | None = No
     process = subprocess.Popen(command, env=env)
     try:
         return process.wait()
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through the CLI's handler
+    except KeyboardInterrupt as stop:  # Ctrl-C; SIGTERM (the CLI's subclass) goes on to the CLI: exit 143
+        if type(stop) is not KeyboardInterrupt:
+            raise
         return 130
     finally:
         stop_process(process)
