@@ -110,6 +110,7 @@ def test_generic_csv_train(tmp_path: Path, demo) -> None:
     [
         (["--x", "missing.csv", "--y", "missing.csv"], "missing.csv"),
         (["--x", "{x}"], "--y"),
+        (["--x", "{x}", "--text-col", "designation", "--y", "{x}"], "--label-col"),  # --y would be ignored
     ],
 )
 def test_bad_train_input_is_one_line_error(argv_tail, message, demo, tmp_path: Path, capsys) -> None:

@@ -5,7 +5,7 @@ argument, incompatible model), and any other error a user's input can cause (an 
 damaged cache, a value a library refuses), becomes one ``error:`` line and exit status 2;
 ``--debug`` shows the traceback instead. SIGTERM is handled like Ctrl-C: work in progress is
 flushed (embedding cache) and child processes are stopped. Output paths are checked before any
-work starts.
+work starts (``demo`` reuses the folder it wrote itself and refuses any other).
 """
 
 from __future__ import annotations
@@ -111,6 +111,8 @@ def _load(args: argparse.Namespace, *, labels: bool):
     if args.text_col:
         if getattr(args, "align", False):
             raise ProdcatError("--align joins official X and Y files; a generic CSV holds its labels in --label-col")
+        if getattr(args, "y", None):
+            raise ProdcatError("--y names an official label file; with --text-col the labels are a column: --label-col")
         dataset = load_generic_csv(args.x, args.text_col, getattr(args, "label_col", None) if labels else None,
                                    description_col=args.description_col, images_dir=args.images,
                                    encoding=args.encoding)
@@ -253,7 +255,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from prodcat.engines import get_engine
     from prodcat.image.embed import image_files
 
-    with get_engine(args.engine, address=args.address) as engine:
+    with get_engine(args.engine, address=args.address, workers=args.workers) as engine:
         stats = engine.embed(image_files(args.images), cache_dir=args.cache, backbone=args.backbone,
                              workers=args.workers)
     _print(stats.summary())
@@ -406,7 +408,7 @@ def _cleaning_steps() -> list[str]:
     return [f.name for f in fields(CleaningConfig)]
 
 
-CACHE_HELP = ("image embedding cache (default: $PRODCAT_CACHE_DIR or the user cache dir; "
+CACHE_HELP = ("image embedding cache (default: $PRODCAT_CACHE_DIR, else the user cache dir; "
               "a model bundle never chooses it)")
 
 
@@ -472,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="after validation, fit again on all the rows and save that model (default: yes, unless a "
                         "time budget applies: --time-limit or the preset's own, as for best)")
     p.add_argument("--seed", type=int, default=42, help="random seed of the split and the models")
-    p.add_argument("--cache", metavar="DIR", help="image embedding cache (default: user cache dir)")
+    p.add_argument("--cache", metavar="DIR", help=CACHE_HELP)
     p.add_argument("--out", metavar="MODEL_DIR", help="also copy the model bundle here (it is always saved in "
                                                       "the run folder)")
     p.add_argument("--runs-dir", default="runs", metavar="DIR", help="where run folders go (default: ./runs)")
@@ -521,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("embed", cmd_embed, "Compute image embeddings for a folder into the on-disk cache (resumable).")
     p.add_argument("--images", required=True, metavar="DIR")
-    p.add_argument("--cache", metavar="DIR", help="cache folder (default: user cache dir or $PRODCAT_CACHE_DIR)")
+    p.add_argument("--cache", metavar="DIR", help=CACHE_HELP)
     p.add_argument("--backbone", default="lite0", choices=["lite0", "lite1", "lite2", "lite0-ms", "lite1-ms", "lite2-ms"],
                    help="image model (lite1-ms: the image preset's)")
     _add_engine_args(p, workers="local engine: decoding processes (default: a quarter of the CPUs); Ray engine: "

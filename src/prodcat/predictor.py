@@ -123,7 +123,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
     device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"`` for every torch component.
     time_limit: seconds for the whole fit, counted from the start of ``fit``: components are fitted
         cheapest first, each within a share re-planned over the time left (see :mod:`prodcat.budgets`).
-    cache_dir: image embedding cache (default: the user cache dir or ``$PRODCAT_CACHE_DIR``).
+    cache_dir: image embedding cache (default: ``$PRODCAT_CACHE_DIR``, else the user cache dir).
     engine: where the independent fits of a multi-component preset run (the K fold fits, or the
         components of a holdout plan): ``"local"`` (this process, one after the other) or ``"ray"``
         (Ray tasks; ``pip install 'prodcat[ray]'``); the same model either way.
