@@ -10,10 +10,7 @@ threshold (``needs_review``). The CLI, the REST API and the web app all go throu
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -134,18 +131,3 @@ def prediction_table(proba: np.ndarray, classes: Sequence[int], index: Sequence 
             flags = (policy or ReviewPolicy(DEFAULT_REVIEW_TARGET, None)).needs_review(best[:, 0])
             table["needs_review"] = pd.array(flags if flags is not None else [pd.NA] * len(table), dtype="boolean")
     return table
-
-
-def write_table(table: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``table`` as CSV atomically (a temporary sibling, then a rename)."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            table.rename_axis(None).to_csv(stream)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
