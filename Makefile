@@ -12,11 +12,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# torch is installed first and pinned exactly, so nothing pulls a CUDA build.
-# The two big installs print pip's progress (2-3 minutes on a fresh machine).
+# torch is installed first and pinned exactly. The CPU build comes from the index pip is set up
+# with (this machine's pip finds it locally); where pip would find PyPI's CUDA build instead, set
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu. The two big installs print pip's progress.
+TORCH_INDEX ?=
 $(STAMP): $(BIN)/python pyproject.toml
 	@echo "==> [2/3] installing torch 2.13.0 (the largest download)"
-	$(BIN)/pip install --progress-bar on "torch==2.13.0"
+	$(BIN)/pip install --progress-bar on $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "torch==2.13.0"
 	@echo "==> [3/3] installing prodcat and its dependencies (image, deep, serve, dev)"
 	$(BIN)/pip install --progress-bar on -e ".[all,dev]"
 	@echo "==> installed: $(BIN)/prodcat"
