@@ -29,8 +29,7 @@ def _where_the_time_went(model) -> str:
     """Each component's fit seconds (all its fits), and the epochs MiniLM's kept weights trained."""
     parts = []
     for name, seconds in model.fit_times_.items():
-        epochs = getattr(model.components_.get(name), "model", None)
-        epochs = getattr(epochs, "epochs_done_", None)
+        epochs = getattr(getattr(model.components_.get(name), "model", None), "epochs_done_", None)
         parts.append(f"{name} {seconds:.0f} s" + (f" ({epochs:.1f} epochs)" if epochs is not None else ""))
     return " · ".join(parts)
 

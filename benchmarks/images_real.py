@@ -103,12 +103,15 @@ def cv_f1(X: np.ndarray, y: np.ndarray, make, folds: list) -> tuple[float, float
 
 
 def mean_log_proba_f1(members: list[np.ndarray], y: np.ndarray, make, folds: list, *, per_fold: bool = False,
-                      extra: list[np.ndarray] | None = None):
+                      extra: list[np.ndarray] | None = None, floor: float = 1e-9):
     """Weighted F1 of one head per embedding in ``members``, fused by mean log-probability.
 
-    ``extra``: other views of the same photos (e.g. mirror images, aligned with ``members``), added as
-    training rows only. Returns (pooled F1, fit + predict seconds per fold[, F1 of each fold]).
+    ``make``: the head factory, or a list of them, one per member. ``extra``: other views of the
+    same photos (e.g. mirror images, aligned with ``members``), added as training rows only.
+    ``floor``: probabilities are clipped to it before the log. Returns (pooled F1, fit + predict
+    seconds per fold[, F1 of each fold]).
     """
+    makers = make if isinstance(make, list) else [make] * len(members)
     classes = np.unique(y)
     log_proba = np.zeros((len(y), len(classes)))
     started = time.perf_counter()
@@ -117,8 +120,8 @@ def mean_log_proba_f1(members: list[np.ndarray], y: np.ndarray, make, folds: lis
             X, labels = vectors[train], y[train]
             if extra is not None:
                 X, labels = np.vstack([X, extra[k][train]]), np.concatenate([labels, labels])
-            head = make().fit(X, labels)
-            log_proba[test] += np.log(np.clip(head.predict_proba(vectors[test]), 1e-9, None))
+            head = makers[k]().fit(X, labels)
+            log_proba[test] += np.log(np.clip(head.predict_proba(vectors[test]), floor, None))
     pred = classes[log_proba.argmax(axis=1)]
     result = (f1_score(y, pred, average="weighted"), (time.perf_counter() - started) / len(folds))
     if per_fold:
@@ -379,24 +382,10 @@ def heads_table(frame: pd.DataFrame, folds: int) -> str:
              "| option | lite1 passes per photo | weighted F1 | F1 of each fold | fit + predict s per fold |",
              "|---|---|---|---|---|"]
     for name, cost, members, makers in rows:
-        f1, seconds, per_fold = _members_f1(members, makers, y, parts)
+        f1, seconds, per_fold = mean_log_proba_f1(members, y, makers, parts, per_fold=True, floor=1e-12)
         lines.append(f"| {name} | {cost} | {f1:.3f} | {' '.join(f'{f:.3f}' for f in per_fold)} | {seconds:.1f} |")
         print(lines[-1], file=sys.stderr, flush=True)
     return "\n".join(lines)
-
-
-def _members_f1(members: list[np.ndarray], makers: list, y: np.ndarray, folds: list):
-    """Like :func:`mean_log_proba_f1`, with one head factory per member."""
-    classes = np.unique(y)
-    log_proba = np.zeros((len(y), len(classes)))
-    started = time.perf_counter()
-    for train, test in folds:
-        for vectors, make in zip(members, makers):
-            head = make().fit(vectors[train], y[train])
-            log_proba[test] += np.log(np.clip(head.predict_proba(vectors[test]), 1e-12, None))
-    pred = classes[log_proba.argmax(axis=1)]
-    return (f1_score(y, pred, average="weighted"), (time.perf_counter() - started) / len(folds),
-            [f1_score(y[test], pred[test], average="weighted") for _, test in folds])
 
 
 def throughput_table(frame: pd.DataFrame, n: int) -> str:
