@@ -168,3 +168,10 @@ def test_align_sample_x_with_the_full_official_y(shared_data) -> None:
     assert aligned.y.equals(expected.y)
     n_y = len(pd.read_csv(y_full, index_col=0))
     assert any(f"left out 0 product(s) without a label and {n_y - 499} label(s)" in w for w in aligned.report.warnings)
+
+
+def test_embed_backbone_choices_are_the_library_backbones() -> None:
+    from prodcat.cli import IMAGE_BACKBONES
+    from prodcat.image.backbone import BACKBONES
+
+    assert IMAGE_BACKBONES == BACKBONES

@@ -144,3 +144,34 @@ def test_the_estimator_face_survives_clone_and_grid_search(split) -> None:
     search.fit(train, train["prdtypecode"])
     assert search.best_params_["text_model"] in ("linear_svc", "logistic_regression")
     assert search.best_score_ > 0.3
+
+
+def test_image_heads_read_one_network_of_a_composite_backbone() -> None:
+    from prodcat.components import Inputs, make_component
+    from prodcat.image.backbone import network_columns
+
+    spec = load_preset("image")
+    assert spec.backbone == "lite1-ms+lite2-ms"
+    heads = {c.name: c for c in spec.components if c.kind == "image"}
+    assert {c.network for c in heads.values()} == {"lite1-ms", "lite2-ms"}
+    vectors = np.arange(2 * 3632, dtype=np.float32).reshape(2, 3632)
+    inputs = Inputs(pd.DataFrame({"designation": ["a", "b"]}), vectors, np.ones(2, bool), backbone=spec.backbone)
+    head = make_component(heads["image_lite2"])
+    np.testing.assert_array_equal(head.rows(inputs, np.array([True, False])),
+                                  vectors[:1, network_columns(spec.backbone, "lite2-ms")])
+    assert inputs.take(np.array([1])).backbone == spec.backbone
+
+
+def test_another_backbone_turns_network_heads_into_whole_embedding_heads() -> None:
+    spec = load_preset("image")
+    single = spec.with_backbone("lite0")
+    assert [(c.name, getattr(c, "network", None)) for c in single.components] == [("image", None), ("photo_text", None)]
+    assert single.backbone == "lite0" and single.fusion is not None
+    assert spec.with_backbone("lite1-ms+lite2-ms") == spec
+    alone = load_preset({"name": "one", "backbone": "lite1-ms+lite2-ms", "fusion": {"method": "auto", "folds": 5},
+                         "components": [{"name": "a", "kind": "image", "model": "lda", "network": "lite1-ms"},
+                                        {"name": "b", "kind": "image", "model": "lda", "network": "lite2-ms"}]})
+    assert alone.with_backbone("lite0").fusion is None  # one head left: nothing to fuse
+    with pytest.raises(ModelError, match=r"components.a.network: .*no network 'lite1-ms'"):
+        load_preset({"name": "bad", "backbone": "lite0",
+                     "components": [{"name": "a", "kind": "image", "model": "lda", "network": "lite1-ms"}]})

@@ -16,7 +16,7 @@ from PIL import Image
 
 import prodcat.image.backbone as backbone_module
 from prodcat.errors import ModelError
-from prodcat.image.backbone import Backbone, model_fingerprint
+from prodcat.image.backbone import Backbone, CompositeBackbone, model_fingerprint, network_columns, open_backbone
 from prodcat.image.io import preprocess
 
 SITE = Path(np.__file__).resolve().parents[1]
@@ -131,7 +131,7 @@ def fake_export(backbone, monkeypatch):
     calls: list[Path] = []
     good = backbone.onnx_path.read_bytes()
 
-    def export(name: str, dest: Path) -> Path:
+    def export(name: str, dest: Path, **options: object) -> Path:
         calls.append(dest)
         time.sleep(0.05)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -228,3 +228,20 @@ def test_export_at_another_input_size(tmp_path):
     with pytest.raises(ValueError, match="input_size"):
         backbone_module.export_onnx("lite0", tmp_path / "tiny.onnx", input_size=8)
     assert not (tmp_path / "tiny.onnx").exists()
+
+
+def test_composite_backbone_puts_its_networks_side_by_side_at_the_largest_input(backbone):
+    pair = CompositeBackbone("lite1-ms+lite2-ms", cache_dir=backbone.cache_dir)
+    assert pair.input_size == 260 and pair.dim == 1792 + 1840
+    lite1, lite2 = pair.networks
+    assert lite1.input_size == 260 and "260px" in lite1.onnx_path.name and "260px" in lite1.tag
+    assert lite2.input_size == 260 and "px" not in lite2.tag  # lite2's native size: its usual export
+    images = np.random.default_rng(2).integers(0, 256, (2, 260, 260, 3), dtype=np.uint8)
+    features = pair.embed(images)
+    assert features.shape == (2, 3632)
+    np.testing.assert_allclose(features[:, network_columns(pair.name, "lite2-ms")], lite2.embed(images), atol=1e-5)
+    np.testing.assert_allclose(features[:, network_columns(pair.name, "lite1-ms")], lite1.embed(images), atol=1e-5)
+    assert pair.tag == f"{lite1.tag}+{lite2.tag}"
+    assert isinstance(open_backbone("lite0", cache_dir=backbone.cache_dir), Backbone)
+    with pytest.raises(ModelError, match="no network 'lite0'"):
+        network_columns(pair.name, "lite0")

@@ -64,7 +64,7 @@ def test_image_preset_trains_and_predicts_on_products_without_text(small_demo) -
     train, test, cache = small_demo
     photo_only = train.X.assign(designation="", description="")
     model = ProductClassifier("image", backbone="lite0", cache_dir=cache, progress=False).fit(photo_only, train.y)
-    assert set(model.components_) == {"image"} and model.text_only_reason_ is None
+    assert set(model.components_) == {"image", "photo_text"} and model.text_only_reason_ is None
     codes = model.predict(test.X.assign(designation="", description=""))
     assert len(codes) == len(test.X) and set(codes) <= set(model.classes_)
 

@@ -124,9 +124,10 @@ def test_image_only_model_needs_a_photo(image_only_dir, demo) -> None:
         text_only = test_client.post("/v1/predict", json={"designation": "Piscine"})
         assert text_only.status_code == 422 and "photos only" in text_only.json()["detail"]
         photo = test_client.post("/v1/predict", files={"image": ("p.jpg", photos[0], "image/jpeg")})
-        assert photo.status_code == 200 and set(photo.json()["modalities"]) == {"image"}
+        assert photo.status_code == 200 and set(photo.json()["modalities"]) == {"image", "image_lite2", "photo_text"}
         info = test_client.get("/v1/model").json()
-        assert info["accepts_images"] is True and info["component_kinds"] == {"image": "image"}
+        assert info["accepts_images"] is True
+        assert info["component_kinds"] == {"image": "image", "image_lite2": "image", "photo_text": "ocr"}
 
 
 def test_demonstrator_shows_text_and_image_contributions(fused_dir, demo, monkeypatch) -> None:

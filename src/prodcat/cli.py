@@ -408,6 +408,8 @@ def _cleaning_steps() -> list[str]:
     return [f.name for f in fields(CleaningConfig)]
 
 
+IMAGE_BACKBONES = ("lite0", "lite1", "lite2", "lite0-ms", "lite1-ms", "lite2-ms", "lite1-ms+lite2-ms")
+"""prodcat.image.backbone.BACKBONES, spelt out so that starting the CLI does not import NumPy."""
 CACHE_HELP = ("image embedding cache (default: $PRODCAT_CACHE_DIR, else the user cache dir; "
               "a model bundle never chooses it)")
 
@@ -524,8 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("embed", cmd_embed, "Compute image embeddings for a folder into the on-disk cache (resumable).")
     p.add_argument("--images", required=True, metavar="DIR")
     p.add_argument("--cache", metavar="DIR", help=CACHE_HELP)
-    p.add_argument("--backbone", default="lite0", choices=["lite0", "lite1", "lite2", "lite0-ms", "lite1-ms", "lite2-ms"],
-                   help="image model (lite1-ms: the image preset's)")
+    p.add_argument("--backbone", default="lite0", choices=IMAGE_BACKBONES,
+                   help="image model (lite1-ms+lite2-ms: the image preset's)")
     _add_engine_args(p, workers="local engine: decoding processes (default: a quarter of the CPUs); Ray engine: "
                                 "actors, each loads the backbone once (default: the CPUs Ray sees)")
 

@@ -50,4 +50,14 @@ def read_inputs(products: pd.DataFrame, spec: PresetSpec, *, cache_dir: str | No
     embedder = _embedder(spec.backbone, cache_dir)
     embedder.progress = progress and n > 256
     result = embedder.embed(images)
-    return Inputs(products, result.vectors, result.ok, list(result.failures))
+    photo_text = None
+    if spec.reads_photo_text:
+        from prodcat.image.ocr import PhotoTextReader
+
+        usable = np.flatnonzero(result.ok)
+        found = PhotoTextReader(cache_dir, progress=progress and len(usable) > 16).read([images[i] for i in usable])
+        photo_text = [""] * n
+        for i, text in zip(usable, found):
+            photo_text[i] = text
+    return Inputs(products, result.vectors, result.ok, list(result.failures), photo_text=photo_text,
+                  backbone=spec.backbone)

@@ -42,6 +42,7 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     "prodcat.models.hierarchical.HierarchicalTextClassifier",
     "prodcat.models.image.ImageEmbeddingClassifier",
     "prodcat.models.image.PixelHistogramClassifier",
+    "prodcat.models.photo_text.PhotoTextClassifier",
     "prodcat.models.fusion.StackingFuser",
     "prodcat.models.fusion.BlendFuser",
     "prodcat.models.fusion._Stack",

@@ -172,7 +172,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             if c.name == "text" and self.text_model is not None:
                 c = text_component_spec(c.name, self.text_model, budget=c.budget)
             if c.name == "image" and self.image_model is not None:
-                c = image_component_spec(c.name, self.image_model, budget=c.budget)
+                c = image_component_spec(c.name, self.image_model, budget=c.budget, network=getattr(c, "network", None))
             overrides = {key: value for key, value in (("backbone", self._backbone_folder()), ("device", self.device))
                          if value is not None and key in torch_params(c)}
             if overrides:
@@ -195,7 +195,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             resolve_device(self.device)  # "cuda" without a GPU: refused before any training
         spec = replace(spec, components=tuple(components))
         if self.backbone is not None and spec.backbone:
-            spec = replace(spec, backbone=self.backbone)
+            spec = spec.with_backbone(self.backbone)
         if self.fusion is not None and spec.fusion is not None:
             spec = replace(spec, fusion=replace(spec.fusion, method=self.fusion))
         return spec

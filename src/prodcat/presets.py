@@ -38,11 +38,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         "fusion": None,
     },
     "image": {
-        "description": "Image only: EfficientNet-Lite1 multi-scale embeddings (pooled head + last two blocks, "
-                       "white border cropped) -> linear discriminant analysis (shrunk covariance).",
-        "components": [{"name": "image", "kind": "image", "model": "lda"}],
-        "backbone": "lite1-ms",
-        "fusion": None,
+        "description": "Image only: EfficientNet-Lite1 and -Lite2 multi-scale embeddings (pooled head + last two "
+                       "blocks, white border cropped, 260 px) -> one linear discriminant analysis each (shrunk "
+                       "covariance), and the text printed on the photos (OCR) -> TF-IDF logistic regression; late "
+                       "fusion on 5-fold out-of-fold probabilities, the fuser chosen by its out-of-fold log-loss.",
+        "components": [{"name": "image", "kind": "image", "model": "lda", "network": "lite1-ms"},
+                       {"name": "image_lite2", "kind": "image", "model": "lda", "network": "lite2-ms"},
+                       {"name": "photo_text", "kind": "ocr"}],
+        "backbone": "lite1-ms+lite2-ms",
+        "fusion": {"method": "auto", "folds": 5},
     },
     "balanced": {
         "description": "Text TF-IDF model + image embeddings model, late fusion on 5-fold out-of-fold "
@@ -122,6 +126,15 @@ class PresetSpec:
               f"must be a backbone name or null, got {self.backbone!r}")
         check(self.backbone is not None or not self.reads_images, "backbone",
               "components read images: name an image backbone (e.g. 'lite0')")
+        for c in self.components:
+            network = getattr(c, "network", None)
+            if network is not None:
+                from prodcat.image.backbone import network_columns
+
+                try:
+                    network_columns(str(self.backbone), network)
+                except ModelError as error:
+                    raise SpecError(f"components.{c.name}.network", str(error)) from None
         check(self.time_limit is None or (isinstance(self.time_limit, (int, float)) and self.time_limit > 0),
               "time_limit", f"must be positive seconds or null, got {self.time_limit!r}")
 
@@ -129,6 +142,36 @@ class PresetSpec:
     def reads_images(self) -> bool:
         """True when some component reads image embeddings."""
         return any(c.reads != "text" for c in self.components)
+
+    @property
+    def reads_photo_text(self) -> bool:
+        """True when some component reads the text on photos (OCR)."""
+        return any(c.reads_photo_text for c in self.components)
+
+    def with_backbone(self, backbone: str) -> "PresetSpec":
+        """This recipe on another image ``backbone``: a head that read one network of the old
+        (composite) backbone that the new one lacks reads the whole new embedding, and of heads that
+        then read the same embedding with the same model only the first is kept."""
+        from prodcat.image.backbone import parts
+
+        networks = parts(backbone)
+        components, seen = [], set()
+        for c in self.components:
+            if hasattr(c, "network"):
+                network = c.network if c.network in networks and len(networks) > 1 else None  # None: the whole
+                c = dataclasses.replace(c, network=network)
+                if (c.kind, c.model, network) in seen:
+                    continue
+                seen.add((c.kind, c.model, network))
+            components.append(c)
+        refit = self.fusion.refit if self.fusion is not None else ()
+        fusion = self.fusion
+        if fusion is not None:
+            kept = {c.name for c in components}
+            fusion = dataclasses.replace(fusion, refit=tuple(n for n in refit if n in kept))
+            if len(components) < 2:
+                fusion = None
+        return dataclasses.replace(self, backbone=backbone, components=tuple(components), fusion=fusion)
 
     def component(self, name: str) -> ComponentSpec:
         """The spec of the component called ``name``."""

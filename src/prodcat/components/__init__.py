@@ -9,6 +9,8 @@ kind               class                           reads        model
 ``deep_text``      :class:`DeepTextComponent`      text         a torch text model by name
 ``image``          :class:`ImageHeadComponent`     image        head on image embeddings
 ``pixels``         :class:`PixelsComponent`        image        colour histograms of the photos
+``ocr``            :class:`PhotoTextComponent`     image        TF-IDF + logistic regression on the text
+                                                                read on the photos (OCR)
 ``early_fusion``   :class:`EarlyFusionComponent`   text+image   one MLP over text and image features
 =================  ==============================  ===========  ==========================================
 
@@ -34,13 +36,14 @@ from prodcat.components.base import (
 from prodcat.components.deep_text import DeepTextComponent, DeepTextSpec, deep_text_models
 from prodcat.components.early_fusion import EarlyFusionComponent, EarlyFusionSpec
 from prodcat.components.image import IMAGE_HEADS, ImageHeadComponent, ImageHeadSpec, ImageReadingComponent
+from prodcat.components.ocr import PhotoTextComponent, PhotoTextSpec
 from prodcat.components.pixels import PixelsComponent, PixelsSpec
 from prodcat.components.text import TextReadingComponent, TextSpec, TfidfTextComponent, tfidf_model_names
 
 __all__ = [
     "READS", "Component", "ComponentSpec", "DeepTextComponent", "DeepTextSpec", "EarlyFusionComponent",
     "EarlyFusionSpec", "IMAGE_HEADS", "ImageHeadComponent", "ImageHeadSpec", "ImageReadingComponent", "Inputs",
-    "PixelsComponent", "PixelsSpec", "SpecError", "TextReadingComponent", "TextSpec", "TfidfTextComponent",
+    "PhotoTextComponent", "PhotoTextSpec", "PixelsComponent", "PixelsSpec", "SpecError", "TextReadingComponent", "TextSpec", "TfidfTextComponent",
     "aligned", "check", "registered_kinds", "deep_text_models", "get_component", "make_component",
     "image_component_spec", "parse_component", "register_component", "text_component_spec",
     "text_model_names", "torch_params",
@@ -75,14 +78,15 @@ def torch_params(spec: ComponentSpec) -> frozenset[str]:
     return frozenset()
 
 
-def image_component_spec(name: str, model: str, **common: object) -> ComponentSpec:
-    """The spec of an image component: a head on embeddings, or ``"pixels"``."""
+def image_component_spec(name: str, model: str, *, network: str | None = None, **common: object) -> ComponentSpec:
+    """The spec of an image component: a head on embeddings (reading ``network`` of a composite
+    backbone, see :class:`ImageHeadSpec`), or ``"pixels"`` (which reads the photos themselves)."""
     from prodcat.errors import ModelError
 
     if model == "pixels":
         return PixelsSpec(name=name, **common)
     if model in IMAGE_HEADS:
-        return ImageHeadSpec(name=name, model=model, **common)
+        return ImageHeadSpec(name=name, model=model, network=network, **common)
     raise ModelError(f"unknown image model {model!r}; choose one of {', '.join((*IMAGE_HEADS, 'pixels'))}")
 
 

@@ -57,6 +57,11 @@ class ComponentSpec:
         return get_component(self.kind).reads
 
     @property
+    def reads_photo_text(self) -> bool:
+        """True when the component of this kind reads the text on photos (OCR)."""
+        return get_component(self.kind).reads_photo_text
+
+    @property
     def label(self) -> str:
         """What the component is, for tables: its model name when it has one, else its kind."""
         return str(getattr(self, "model", None) or self.kind)
@@ -76,17 +81,22 @@ def _plain(value: Any) -> Any:
 
 @dataclass
 class Inputs:
-    """What components read: the products and, when some component reads images, their embeddings."""
+    """What components read: the products and, when some component reads images, their embeddings
+    (and, when some component reads it, the text on each photo: ``""`` where there is none)."""
 
     products: pd.DataFrame
     vectors: np.ndarray
     has_image: np.ndarray
     failures: list[tuple[str, str]] = field(default_factory=list)
+    photo_text: list[str] | None = None
+    backbone: str | None = None  # the backbone that made ``vectors``
 
     def take(self, positions: np.ndarray) -> "Inputs":
         """The inputs of the products at ``positions``."""
         vectors = self.vectors[positions] if self.vectors.shape[0] else self.vectors
-        return Inputs(self.products.iloc[positions], vectors, self.has_image[positions])
+        photo_text = None if self.photo_text is None else [self.photo_text[i] for i in positions]
+        return Inputs(self.products.iloc[positions], vectors, self.has_image[positions], photo_text=photo_text,
+                      backbone=self.backbone)
 
 
 def aligned(raw: np.ndarray, own: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -108,6 +118,8 @@ class Component:
 
     kind: ClassVar[str] = ""
     reads: ClassVar[str] = "text"
+    reads_photo_text: ClassVar[bool] = False
+    """True when the component reads the text printed on photos (``Inputs.photo_text``, read by OCR)."""
     spec_class: ClassVar[type[ComponentSpec]] = ComponentSpec
     trusted: ClassVar[tuple[type, ...]] = ()
 

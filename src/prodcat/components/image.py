@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
 from prodcat.components.base import Component, ComponentSpec, Inputs, aligned, check, register_component
+from prodcat.errors import ModelError
 
 IMAGE_HEADS = ("logreg", "mlp", "lda")
 
@@ -40,15 +41,20 @@ class ImageReadingComponent(Component):
 
 @dataclass(frozen=True)
 class ImageHeadSpec(ComponentSpec):
-    """A head on image embeddings: ``model`` is ``"logreg"``, ``"mlp"`` or ``"lda"``."""
+    """A head on image embeddings: ``model`` is ``"logreg"``, ``"mlp"`` or ``"lda"``; ``network``:
+    with a composite backbone (``lite1-ms+lite2-ms``), the one network whose embedding it reads
+    (default: the whole embedding)."""
 
     kind: str = "image"
     model: str = "logreg"
+    network: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.model in IMAGE_HEADS, "model",
               f"unknown image head {self.model!r}; choose one of {', '.join(IMAGE_HEADS)}")
+        check(self.network is None or isinstance(self.network, str), "network",
+              f"must be the name of a network of the backbone, or null; got {self.network!r}")
 
 
 @register_component("image")
@@ -64,4 +70,11 @@ class ImageHeadComponent(ImageReadingComponent):
         return ImageEmbeddingClassifier(head=self.spec.model, seed=self.seed)
 
     def rows(self, inputs: Inputs, mask: np.ndarray) -> np.ndarray:
-        return inputs.vectors[mask]
+        if self.spec.network is None:
+            return inputs.vectors[mask]
+        from prodcat.image.backbone import network_columns
+
+        if inputs.backbone is None:
+            raise ModelError(f"component {self.name!r} reads the {self.spec.network} network: its inputs "
+                             "do not say which backbone made the embeddings")
+        return inputs.vectors[mask][:, network_columns(inputs.backbone, self.spec.network)]

@@ -18,6 +18,8 @@ _EXPORTS = {
     "PREPROCESS_VERSION": "io",
     "BACKBONES": "backbone",
     "Backbone": "backbone",
+    "CompositeBackbone": "backbone",
+    "open_backbone": "backbone",
     "FeatureStore": "cache",
     "EmbeddingResult": "embed",
     "EmbedStats": "embed",

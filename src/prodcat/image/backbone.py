@@ -10,6 +10,10 @@ A ``-ms`` name (``lite1-ms``...) is the same network with multi-scale features: 
 the 1280-d pooled head followed by the average-pooled outputs of its last two blocks (320 + 192
 channels for lite0 and lite1, 352 + 208 for lite2), from the same forward pass. It is exported to
 its own ONNX file, so the plain exports and their cached features are untouched.
+
+A composite name (``lite1-ms+lite2-ms``, the ``image`` preset's) runs several networks on the same
+photo, all at the largest one's input size, and puts their embeddings side by side
+(:class:`CompositeBackbone`); an image head may read one network's part (:func:`network_columns`).
 """
 
 from __future__ import annotations
@@ -30,9 +34,10 @@ import numpy as np
 from prodcat.errors import ModelError
 from prodcat.image.cachedir import default_cache_dir
 
-BACKBONES = ("lite0", "lite1", "lite2", "lite0-ms", "lite1-ms", "lite2-ms")
+BACKBONES = ("lite0", "lite1", "lite2", "lite0-ms", "lite1-ms", "lite2-ms", "lite1-ms+lite2-ms")
 EMBEDDING_DIM = 1280
 MULTISCALE = "-ms"  # suffix of the multi-scale variants
+COMPOSITE = "+"  # joins the networks of a composite backbone
 
 # Bump when the export below changes what the ONNX file computes: it is part of the file name.
 EXPORT_VERSION = "1"
@@ -77,10 +82,22 @@ _SPECS = {
 }
 
 
-def _spec(name: str) -> _Spec:
+def _check_name(name: str) -> None:
     if name not in BACKBONES:
         raise ModelError(f"unknown image backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+
+
+def _spec(name: str) -> _Spec:
+    _check_name(name)
+    if COMPOSITE in name:
+        raise ModelError(f"{name!r} is a composite backbone; its networks are {', '.join(parts(name))}")
     return _SPECS[name.removesuffix(MULTISCALE)]
+
+
+def parts(name: str) -> tuple[str, ...]:
+    """The networks of backbone ``name``: several for a composite (``lite1-ms+lite2-ms``), else itself."""
+    _check_name(name)
+    return tuple(name.split(COMPOSITE))
 
 
 def is_multiscale(name: str) -> bool:
@@ -89,8 +106,23 @@ def is_multiscale(name: str) -> bool:
 
 
 def embedding_dim(name: str) -> int:
-    """Length of the embedding of backbone ``name``: 1280, plus the two last blocks' channels for ``-ms``."""
-    return EMBEDDING_DIM + (sum(_spec(name).block_dims) if is_multiscale(name) else 0)
+    """Length of the embedding of backbone ``name``: 1280, plus the two last blocks' channels for
+    ``-ms``; a composite's is the sum of its networks'."""
+    return sum(EMBEDDING_DIM + (sum(_spec(part).block_dims) if is_multiscale(part) else 0) for part in parts(name))
+
+
+def network_columns(name: str, network: str) -> slice:
+    """Where the embedding of ``network`` lies in the embedding of backbone ``name`` (a composite)."""
+    networks = parts(name)
+    if network not in networks:
+        raise ModelError(f"the image backbone {name!r} has no network {network!r}; it has {', '.join(networks)}")
+    start = sum(embedding_dim(part) for part in networks[: networks.index(network)])
+    return slice(start, start + embedding_dim(network))
+
+
+def input_size(name: str) -> int:
+    """The square input backbone ``name`` is fed: its native size; a composite's largest network's."""
+    return max(_spec(part).input_size for part in parts(name))
 
 
 def _available_cpus() -> int:
@@ -240,6 +272,7 @@ class Backbone:
         max_batch: int = 16,
         spin: bool = False,
         tta: bool = False,
+        size: int | None = None,
     ) -> None:
         spec = _spec(name)
         if max_batch < 1:
@@ -249,12 +282,13 @@ class Backbone:
         self.max_batch = max_batch
         self.spin = spin
         self.tta = bool(tta)
-        self.input_size = spec.input_size
+        self.input_size = spec.input_size if size is None else int(size)
+        resized = "" if self.input_size == spec.input_size else f"-{self.input_size}px"  # its own export
         self.threads = threads if threads else _available_cpus()
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.fingerprint = model_fingerprint(name)
-        self.onnx_path = self.cache_dir / "models" / f"efficientnet-{name}-{self.fingerprint}.onnx"
-        self.tag = f"efficientnet-{name}-{self.fingerprint}" + ("-flip-tta" if self.tta else "")
+        self.onnx_path = self.cache_dir / "models" / f"efficientnet-{name}{resized}-{self.fingerprint}.onnx"
+        self.tag = f"efficientnet-{name}{resized}-{self.fingerprint}" + ("-flip-tta" if self.tta else "")
         self._session = self._load_or_export()
 
     def __repr__(self) -> str:
@@ -265,7 +299,7 @@ class Backbone:
             if not self.onnx_path.exists():
                 with _exclusive(self.onnx_path.with_suffix(".lock")):
                     if not self.onnx_path.exists():  # another process may have just made it
-                        export_onnx(self.name, self.onnx_path)
+                        export_onnx(self.name, self.onnx_path, input_size=self.input_size)
                         self._remove_stale_exports()
             try:
                 return self._open_session()
@@ -289,9 +323,9 @@ class Backbone:
         return ort.InferenceSession(str(self.onnx_path), options, providers=["CPUExecutionProvider"])
 
     def _remove_stale_exports(self) -> None:
-        prefix = f"efficientnet-{self.name}-"
+        prefix = self.onnx_path.stem.removesuffix(self.fingerprint)
         for old in self.onnx_path.parent.glob(f"{prefix}*.onnx"):
-            # only this variant's older exports: "lite1-" also prefixes the "lite1-ms-" files
+            # only this variant's older exports: "lite1-" also prefixes the "lite1-ms-" and "lite1-260px-" files
             if old != self.onnx_path and "-" not in old.stem.removeprefix(prefix):
                 with contextlib.suppress(OSError):
                     old.unlink()
@@ -331,3 +365,35 @@ class Backbone:
             for s in range(0, len(batch), self.max_batch)
         ]
         return np.asarray(parts[0] if len(parts) == 1 else np.concatenate(parts), dtype=np.float32)
+
+
+class CompositeBackbone:
+    """Several networks on the same photo (``lite1-ms+lite2-ms``): each runs at the composite's input
+    size (its largest network's native one; a smaller network gets its own ONNX export at that
+    size), and the embedding is their embeddings side by side. Same interface as :class:`Backbone`
+    (``embed``, ``predict_imagenet``: the first network's logits)."""
+
+    def __init__(self, name: str, **options: object) -> None:
+        self.name = name
+        self.input_size = input_size(name)
+        self.networks = [Backbone(part, size=self.input_size, **options) for part in parts(name)]  # type: ignore[arg-type]
+        self.dim = sum(net.dim for net in self.networks)
+        self.tta = self.networks[0].tta
+        self.threads = self.networks[0].threads
+        self.tag = COMPOSITE.join(net.tag for net in self.networks)
+
+    def __repr__(self) -> str:
+        return f"CompositeBackbone({self.name!r}, networks={self.networks!r})"
+
+    def embed(self, batch_uint8_nhwc: np.ndarray) -> np.ndarray:
+        """Each network's features, side by side: float32 ``(n, dim)``."""
+        return np.hstack([net.embed(batch_uint8_nhwc) for net in self.networks])
+
+    def predict_imagenet(self, batch_uint8_nhwc: np.ndarray) -> np.ndarray:
+        """ImageNet-1k logits of the first network."""
+        return self.networks[0].predict_imagenet(batch_uint8_nhwc)
+
+
+def open_backbone(name: str, **options: object) -> "Backbone | CompositeBackbone":
+    """The backbone called ``name`` (options as for :class:`Backbone`): a composite for ``a+b`` names."""
+    return CompositeBackbone(name, **options) if COMPOSITE in name else Backbone(name, **options)  # type: ignore[arg-type]

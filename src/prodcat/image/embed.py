@@ -26,7 +26,7 @@ import numpy as np
 
 from prodcat.errors import DataError, ProdcatError
 from prodcat.data.missing import is_missing as _is_missing
-from prodcat.image.backbone import Backbone, _available_cpus
+from prodcat.image.backbone import Backbone, CompositeBackbone, _available_cpus, open_backbone
 from prodcat.image.cache import FeatureStore, FileId, Hit
 from prodcat.image.cachedir import default_cache_dir
 from prodcat.image.io import IN_MEMORY, PREPROCESS_VERSION, ImageError, decode_batch, preprocess
@@ -133,7 +133,7 @@ class ImageEmbedder:
 
     def __init__(
         self,
-        backbone: str | Backbone = "lite0",
+        backbone: str | Backbone | CompositeBackbone = "lite0",
         *,
         cache_dir: str | os.PathLike[str] | None = None,
         workers: int | None = None,
@@ -149,13 +149,13 @@ class ImageEmbedder:
         self.batch_size = batch_size
         self.progress = progress
         self.flush_every = flush_every
-        self._model: Backbone | None = backbone if isinstance(backbone, Backbone) else None
+        self._model = backbone if isinstance(backbone, (Backbone, CompositeBackbone)) else None
 
     @property
-    def model(self) -> Backbone:
+    def model(self) -> Backbone | CompositeBackbone:
         """The loaded backbone (exported to ONNX on first use)."""
         if self._model is None:
-            self._model = Backbone(str(self.backbone), cache_dir=self._cache_root(), tta=self.tta)
+            self._model = open_backbone(str(self.backbone), cache_dir=self._cache_root(), tta=self.tta)
         return self._model
 
     def _cache_root(self) -> Path:
