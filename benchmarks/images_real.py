@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/images_real.py --fusion        # text vs fused on the 293 with text
     .venv/bin/python benchmarks/images_real.py --multiscale    # multi-scale embeddings, LDA head
     .venv/bin/python benchmarks/images_real.py --heads         # lite1-ms: TTA, crop, size, normalisation, heads
+    .venv/bin/python benchmarks/images_real.py --presets       # image-only recipes end to end (photo text or not)
     .venv/bin/python benchmarks/images_real.py --data ../shared/data/rakuten_images --folds 5
 
 Real photos are ``../shared/data/rakuten_images`` (27 classes, 51 to 91 photos a class). Each
@@ -411,6 +412,59 @@ def throughput_table(frame: pd.DataFrame, n: int) -> str:
     return "\n".join(lines)
 
 
+def ocr_throughput(frame: pd.DataFrame, n: int) -> str:
+    """Cold-cache OCR speed (the ``image`` preset's photo text) on ``n`` photos."""
+    import tempfile
+
+    from prodcat.image.ocr import PhotoTextReader
+
+    paths = list(frame.image_path[:n])
+    with tempfile.TemporaryDirectory(prefix="prodcat-bench-") as cache:
+        reader = PhotoTextReader(cache)
+        reader.read_one(paths[0])  # load the OCR models before timing
+        wall, cpu = time.perf_counter(), _cpu_seconds()
+        texts = reader.read(paths)
+        wall, cpu = time.perf_counter() - wall, _cpu_seconds() - cpu
+    with_text = np.mean([bool(t.strip()) for t in texts])
+    line = (f"| OCR (rapidocr, photo text) | off | {n / wall:.1f} | {1000 * cpu / n:.1f} |")
+    print(line, file=sys.stderr, flush=True)
+    return line + f"\n\nOCR found text on {with_text:.0%} of these {n} photos."
+
+
+def preset_table(frame: pd.DataFrame, folds: int) -> str:
+    """Image-only recipes end to end (``ProductClassifier`` on photos with no text), 5-fold."""
+    from prodcat import ProductClassifier
+
+    products = pd.DataFrame({"designation": "", "description": "", "image_path": frame.image_path})
+    y = frame.prdtypecode.to_numpy()
+    parts = splits(y, folds)
+    lda = {"name": "image", "kind": "image", "model": "lda"}
+    ocr = {"name": "photo_text", "kind": "ocr"}
+    auto = {"method": "auto", "folds": 5}
+    options = {
+        "`image` preset: lite1-ms LDA + lite2-ms LDA (260 px) + photo text (OCR), fusion auto": "image",
+        "lite1-ms LDA (240 px) + photo text (OCR), fusion auto": {
+            "name": "lite1-ocr", "backbone": "lite1-ms", "components": [lda, ocr], "fusion": auto},
+        "lite1-ms LDA alone (240 px, the `image` preset before 2026-12-07)": {
+            "name": "lda-only", "backbone": "lite1-ms", "components": [lda]},
+    }
+    lines = ["", f"### Image-only recipes end to end: {len(y):,} real photos (no text given), {folds}-fold", "",
+             "| recipe | weighted F1 | F1 of each fold | fit + predict s per fold | fuser chosen per fold |",
+             "|---|---|---|---|---|"]
+    for name, preset in options.items():
+        pred, fusers = np.zeros_like(y), []
+        started = time.perf_counter()
+        for train, test in parts:
+            model = ProductClassifier(preset, progress=False).fit(products.iloc[train], y[train])
+            pred[test] = model.predict(products.iloc[test])
+            fusers.append(model.fuser_.describe()["kind"] if model.fuser_ is not None else "-")
+        per_fold = " ".join(f"{f1_score(y[t], pred[t], average='weighted'):.3f}" for _, t in parts)
+        lines.append(f"| {name} | {f1_score(y, pred, average='weighted'):.3f} | {per_fold} | "
+                     f"{(time.perf_counter() - started) / folds:.1f} | {', '.join(fusers)} |")
+        print(lines[-1], file=sys.stderr, flush=True)
+    return "\n".join(lines)
+
+
 def _cpu_seconds() -> float:
     """CPU seconds of this process and its finished children (the decoding workers)."""
     import resource
@@ -463,6 +517,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", action="store_true", help="image options only (multi-scale included)")
     parser.add_argument("--fusion", action="store_true", help="text vs text + image only")
     parser.add_argument("--multiscale", action="store_true", help="multi-scale embeddings and LDA heads only")
+    parser.add_argument("--presets", action="store_true",
+                        help="image-only recipes end to end (the image preset, with and without photo text) only")
     parser.add_argument("--heads", action="store_true",
                         help="options around the image preset only (TTA, crop, input size, normalisation, heads)")
     parser.add_argument("--throughput", type=int, default=0, metavar="N",
@@ -480,14 +536,17 @@ def main(argv: list[str] | None = None) -> int:
     with threadpool_limits(1, user_api="blas"):
         if args.heads:
             tables.append(heads_table(frame, args.folds))
-        if not (args.fusion or args.multiscale or args.heads):
+        if args.presets or not (args.fusion or args.multiscale or args.heads):
+            tables.append(preset_table(frame, args.folds))
+        if not (args.fusion or args.multiscale or args.heads or args.presets):
             tables.append(image_tables(frame, args.folds))
-        if not (args.fusion or args.heads):
+        if not (args.fusion or args.heads or args.presets):
             tables.append(multiscale_table(frame, args.folds))
-        if not (args.images or args.multiscale or args.heads):
+        if not (args.images or args.multiscale or args.heads or args.presets):
             tables.append(fusion_table(frame, args.folds, tuple(args.fusers.split(","))))
     if args.throughput:
         tables.append(throughput_table(frame, args.throughput))
+        tables.append(ocr_throughput(frame, min(args.throughput, 100)))
     print("\n".join(tables))
     return 0
 
