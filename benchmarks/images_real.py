@@ -399,7 +399,7 @@ def throughput_table(frame: pd.DataFrame, n: int) -> str:
     lines = ["", f"### Embedding cost, cold cache, {n} photos (decode + crop + backbone)", "",
              "| backbone | TTA | images/s (wall) | CPU ms per image (all threads, workers included) |",
              "|---|---|---|---|"]
-    for backbone in ("lite0", "lite1", "lite1-ms", "lite2"):
+    for backbone in ("lite0", "lite1", "lite1-ms", "lite2", "lite1-ms+lite2-ms"):
         with tempfile.TemporaryDirectory(prefix="prodcat-bench-") as cache:  # one ONNX export per backbone
             for tta in (False, True) if "-ms" not in backbone else (False,):  # TTA: own cache tag, cold too
                 embedder = ImageEmbedder(backbone, cache_dir=cache, tta=tta, progress=False)
