@@ -20,6 +20,9 @@ COPY src ./src
 RUN pip install ".[serve,image]"
 
 FROM ${PYTHON_IMAGE} AS runtime
+# OpenCV (pulled in by the OCR of the image preset) loads libGL and GLib, which slim images lack
+RUN apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin prodcat
 COPY --from=build /opt/prodcat /opt/prodcat
 ENV PATH=/opt/prodcat/bin:$PATH \

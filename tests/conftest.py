@@ -58,3 +58,14 @@ def ray_runtime():
     import ray
 
     assert not ray.is_initialized()
+
+
+@pytest.fixture(scope="module")
+def no_ocr():
+    """OCR that finds no text, instantly: for tests of serving and fall-backs that train the image
+    preset, whose subject is not OCR (``tests/test_ocr.py`` runs the real one, 0.3 s a photo)."""
+    from prodcat.image.ocr import PhotoTextReader
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(PhotoTextReader, "read_one", lambda self, image: "")
+        yield

@@ -60,7 +60,7 @@ def test_text_only_fallback_keeps_the_fuser_of_two_text_components(small_demo) -
     assert model.predict_proba(test.X).shape == (len(test.X), len(model.classes_))
 
 
-def test_image_preset_trains_and_predicts_on_products_without_text(small_demo) -> None:
+def test_image_preset_trains_and_predicts_on_products_without_text(small_demo, no_ocr) -> None:
     train, test, cache = small_demo
     photo_only = train.X.assign(designation="", description="")
     model = ProductClassifier("image", backbone="lite0", cache_dir=cache, progress=False).fit(photo_only, train.y)

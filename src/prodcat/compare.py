@@ -2,8 +2,8 @@
 
 A model name is a preset (``fast``, ``image``, ``balanced``, ``best``), a text model
 (``linear_svc``, ``logistic_regression``, ``neural_embedding``, ``hierarchical`` ...: trained
-text-only), ``image:logreg`` / ``image:mlp`` (heads on embeddings) or ``image:pixels`` (the seeds'
-colour-histogram baseline). Multi-component models also report each of their
+text-only), ``image:logreg`` / ``image:mlp`` / ``image:lda`` (one head on the ``image`` preset's first network's
+embeddings) or ``image:pixels`` (the seeds' colour-histogram baseline), each alone. Multi-component models also report each of their
 components and both fusers, so one run shows whether fusion beats the single modalities.
 """
 
@@ -16,20 +16,20 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from prodcat.components import text_model_names
+from prodcat.components import image_component_spec, text_model_names
 from prodcat.data.io import Dataset
 from prodcat.data.split import stratified_split
 from prodcat.errors import ProdcatError
 from prodcat.evaluation import evaluate_predictions
 from prodcat.predictor import ProductClassifier
-from prodcat.presets import PRESETS
+from prodcat.presets import PRESETS, PresetSpec, load_preset
 
 COLUMNS = ["model", "modality", "weighted_f1", "macro_f1", "accuracy", "fit_s", "predict_ms_per_1000"]
 
 
 def model_names() -> list[str]:
     """Every name :func:`build_model` accepts."""
-    return [*PRESETS, *text_model_names(), "image:logreg", "image:mlp", "image:pixels"]
+    return [*PRESETS, *text_model_names(), "image:logreg", "image:mlp", "image:lda", "image:pixels"]
 
 
 def build_model(name: str, *, seed: int = 42, cache_dir: str | None = None, time_limit: float | None = None,
@@ -41,8 +41,12 @@ def build_model(name: str, *, seed: int = 42, cache_dir: str | None = None, time
         return ProductClassifier(name, **common)
     if name in text_model_names():
         return ProductClassifier("fast", text_model=name, **common)
-    if name.startswith("image:"):
-        return ProductClassifier("image", image_model=name.split(":", 1)[1], **common)
+    if name.startswith("image:"):  # one image model alone, on the image preset's first network
+        image = load_preset("image")
+        backbone = getattr(image.component("image"), "network", None) or image.backbone
+        single = PresetSpec(name=name, components=(image_component_spec("image", name.split(":", 1)[1]),),
+                            backbone=backbone)
+        return ProductClassifier(single, **common)
     raise ProdcatError(f"unknown model {name!r}; choose from {', '.join(model_names())}")
 
 

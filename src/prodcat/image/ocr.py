@@ -35,8 +35,9 @@ _DECODE_LIMIT = (1600, 1600)  # larger JPEGs are decoded at a reduced scale, nev
 def _engine() -> Any:
     try:
         from rapidocr_onnxruntime import RapidOCR
-    except ImportError:
-        raise ModelError(f"reading the text on photos needs {OCR_PACKAGE}: pip install 'prodcat[image]'") from None
+    except ImportError as exc:  # the package, or OpenCV's system libraries (libGL, GLib) on slim images
+        raise ModelError(f"reading the text on photos needs {OCR_PACKAGE} ({exc}): pip install 'prodcat[image]'; "
+                         "on a slim Linux image also apt-get install libgl1 libglib2.0-0") from None
     return RapidOCR()
 
 
