@@ -129,3 +129,13 @@ def test_pixel_baseline_reads_paths_and_tolerates_missing_images(tmp_path):
     assert (model.predict(paths[2:]) == y[2:]).mean() > 0.9
     with pytest.raises(ValueError, match="labels"):
         PixelHistogramClassifier().fit(paths, y[:-1])
+
+
+def test_lda_head_on_two_photos_a_class_skips_its_temperature_instead_of_failing():
+    from prodcat.models.image import ImageEmbeddingClassifier
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(10), 2)  # inner 2-fold parts: 10 rows for 10 classes
+    X = rng.normal(size=(20, 16)) + y[:, None]
+    model = ImageEmbeddingClassifier(head="lda").fit(X, y)
+    assert model.temperature_ == 1.0 and model.predict_proba(X).shape == (20, 10)

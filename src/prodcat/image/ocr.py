@@ -104,7 +104,7 @@ class PhotoTextReader:
                     out[i] = row[2]
                 else:
                     todo.setdefault(key[0], []).append(i)
-            with tqdm(total=len(todo), desc="text on photos (OCR)", unit="img", disable=not self.progress,
+            with tqdm(total=len(todo), desc="text on photos (OCR)", unit="img", disable=not (self.progress and todo),
                       leave=False) as bar:
                 for done, positions in enumerate(todo.values(), start=1):
                     try:

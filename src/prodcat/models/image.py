@@ -120,15 +120,18 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
 
 def _lda_temperature(X: np.ndarray, y: np.ndarray, classes: np.ndarray) -> float:
     """The temperature (1 to 100) with the lowest inner 3-fold log-loss of the LDA scores; 1 when
-    some class has fewer than 2 rows."""
+    some class has fewer than 2 rows or an inner part has no more rows than classes."""
     from sklearn.model_selection import StratifiedKFold
 
     k = min(3, int(np.unique(y, return_counts=True)[1].min()))
     if k < 2:
         return 1.0
     codes = np.searchsorted(classes, y)
+    splits = list(StratifiedKFold(k, shuffle=True, random_state=0).split(X, codes))
+    if any(len(train) <= len(np.unique(codes[train])) for train, _ in splits):  # LDA needs more rows than classes
+        return 1.0
     scores = np.zeros((len(y), len(classes)))
-    for train, test in StratifiedKFold(k, shuffle=True, random_state=0).split(X, codes):
+    for train, test in splits:
         scores[test] = _lda_scores(LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(X[train], codes[train]),
                                    X[test])
     grid = np.geomspace(1.0, 100.0, 25)
