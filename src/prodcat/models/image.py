@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -75,7 +76,9 @@ class ImageEmbeddingClassifier(ClassifierMixin, BaseEstimator):
         self.scaler_ = StandardScaler().fit(X, sample_weight=sample_weight)
         weights = {} if self.head == "lda" else {"sample_weight": sample_weight}
         Z = self.scaler_.transform(X)
-        self.model_ = self._model(len(X)).fit(Z, y, **weights)
+        with warnings.catch_warnings():  # shrunk covariance of a class with one photo: expected, not news
+            warnings.filterwarnings("ignore", message="Only one sample available")
+            self.model_ = self._model(len(X)).fit(Z, y, **weights)
         self.classes_ = self.model_.classes_
         self.temperature_ = 1.0
         if self.head == "lda":  # predicting needs only coef_ and intercept_: drop the dim x dim covariance
@@ -131,9 +134,11 @@ def _lda_temperature(X: np.ndarray, y: np.ndarray, classes: np.ndarray) -> float
     if any(len(train) <= len(np.unique(codes[train])) for train, _ in splits):  # LDA needs more rows than classes
         return 1.0
     scores = np.zeros((len(y), len(classes)))
-    for train, test in splits:
-        scores[test] = _lda_scores(LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(X[train], codes[train]),
-                                   X[test])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Only one sample available")
+        for train, test in splits:
+            lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(X[train], codes[train])
+            scores[test] = _lda_scores(lda, X[test])
     grid = np.geomspace(1.0, 100.0, 25)
     losses = [-np.log(np.clip(_softmax(scores / t)[np.arange(len(y)), codes], 1e-300, None)).mean() for t in grid]
     return float(grid[int(np.argmin(losses))])
