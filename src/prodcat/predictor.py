@@ -114,8 +114,9 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
     text_model: override the model of the preset's component named ``text`` (any name of
         :func:`prodcat.components.text_model_names`).
     image_model: override the component named ``image`` (``"logreg"``, ``"mlp"``, ``"lda"`` or ``"pixels"``).
-    backbone: override the image backbone (``"lite0"``, ``"lite1"``, ``"lite2"`` or their multi-scale
-        variants ``"lite0-ms"``...).
+    backbone: override the image backbone (``"lite0"``, ``"lite1"``, ``"lite2"``, their multi-scale
+        variants ``"lite0-ms"``..., or the composite ``"lite1-ms+lite2-ms"``); heads that read one
+        network of a composite then read the new backbone (see :meth:`PresetSpec.with_backbone`).
     fusion: override the fusion method (``"auto"``: the fuser with the lowest out-of-fold log-loss;
         ``"classwise"``, ``"stack"`` or ``"blend"``; see :func:`prodcat.models.fusion.choose_fuser`).
     text_backbone: the folder of a local Hugging Face checkpoint fine-tuned by the transformer
