@@ -36,6 +36,14 @@ def _embedder(backbone: str, cache_dir: str | None):
     return ImageEmbedder(backbone, cache_dir=cache_dir)
 
 
+@functools.lru_cache(maxsize=4)
+def _photo_text_reader(cache_dir: str | None):
+    """One OCR reader (its models take about a second to load) per cache folder per process."""
+    from prodcat.image.ocr import PhotoTextReader
+
+    return PhotoTextReader(cache_dir)
+
+
 def read_inputs(products: pd.DataFrame, spec: PresetSpec, *, cache_dir: str | None, progress: bool) -> Inputs:
     """Products plus image embeddings (from ``image_bytes`` when present, else ``image_path``)
     when the recipe's components read them."""
@@ -52,10 +60,10 @@ def read_inputs(products: pd.DataFrame, spec: PresetSpec, *, cache_dir: str | No
     result = embedder.embed(images)
     photo_text = None
     if spec.reads_photo_text:
-        from prodcat.image.ocr import PhotoTextReader
-
         usable = np.flatnonzero(result.ok)
-        found = PhotoTextReader(cache_dir, progress=progress and len(usable) > 16).read([images[i] for i in usable])
+        reader = _photo_text_reader(cache_dir)
+        reader.progress = progress and len(usable) > 16
+        found = reader.read([images[i] for i in usable])
         photo_text = [""] * n
         for i, text in zip(usable, found):
             photo_text[i] = text

@@ -164,13 +164,11 @@ class PresetSpec:
                     continue
                 seen.add((c.kind, c.model, network))
             components.append(c)
-        refit = self.fusion.refit if self.fusion is not None else ()
         fusion = self.fusion
-        if fusion is not None:
+        if fusion is not None:  # one component left: nothing to fuse
             kept = {c.name for c in components}
-            fusion = dataclasses.replace(fusion, refit=tuple(n for n in refit if n in kept))
-            if len(components) < 2:
-                fusion = None
+            fusion = None if len(components) < 2 else dataclasses.replace(
+                fusion, refit=tuple(n for n in fusion.refit if n in kept))
         return dataclasses.replace(self, backbone=backbone, components=tuple(components), fusion=fusion)
 
     def component(self, name: str) -> ComponentSpec:

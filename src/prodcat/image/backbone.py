@@ -378,8 +378,6 @@ class CompositeBackbone:
         self.input_size = input_size(name)
         self.networks = [Backbone(part, size=self.input_size, **options) for part in parts(name)]  # type: ignore[arg-type]
         self.dim = sum(net.dim for net in self.networks)
-        self.tta = self.networks[0].tta
-        self.threads = self.networks[0].threads
         self.tag = COMPOSITE.join(net.tag for net in self.networks)
 
     def __repr__(self) -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -76,8 +77,7 @@ class ImageEmbeddingClassifier(ClassifierMixin, BaseEstimator):
         self.scaler_ = StandardScaler().fit(X, sample_weight=sample_weight)
         weights = {} if self.head == "lda" else {"sample_weight": sample_weight}
         Z = self.scaler_.transform(X)
-        with warnings.catch_warnings():  # shrunk covariance of a class with one photo: expected, not news
-            warnings.filterwarnings("ignore", message="Only one sample available")
+        with _one_photo_classes_expected():
             self.model_ = self._model(len(X)).fit(Z, y, **weights)
         self.classes_ = self.model_.classes_
         self.temperature_ = 1.0
@@ -121,6 +121,14 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
     return out / out.sum(axis=1, keepdims=True)
 
 
+@contextlib.contextmanager
+def _one_photo_classes_expected() -> Iterator[None]:
+    """Silence scikit-learn's warning about a class with one row (shrunk covariance): expected, not news."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Only one sample available")
+        yield
+
+
 def _lda_temperature(X: np.ndarray, y: np.ndarray, classes: np.ndarray) -> float:
     """The temperature (1 to 100) with the lowest inner 3-fold log-loss of the LDA scores; 1 when
     some class has fewer than 2 rows or an inner part has no more rows than classes."""
@@ -134,8 +142,7 @@ def _lda_temperature(X: np.ndarray, y: np.ndarray, classes: np.ndarray) -> float
     if any(len(train) <= len(np.unique(codes[train])) for train, _ in splits):  # LDA needs more rows than classes
         return 1.0
     scores = np.zeros((len(y), len(classes)))
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Only one sample available")
+    with _one_photo_classes_expected():
         for train, test in splits:
             lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(X[train], codes[train])
             scores[test] = _lda_scores(lda, X[test])
