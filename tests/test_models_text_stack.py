@@ -1,4 +1,4 @@
-"""StackedTextClassifier: the default text model (three linear members stacked out-of-fold)."""
+"""StackedTextClassifier: the default text model (four linear members stacked out-of-fold)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ def test_probabilities_follow_classes(fitted, split) -> None:
     assert proba.shape == (len(test), len(fitted.classes_))
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     assert fitted.stacker_ is not None and fitted.fallback_ is None
+    assert list(fitted.members_) == ["svc", "sgd", "nb", "raw"]
     np.testing.assert_array_equal(fitted.predict(test), fitted.classes_[proba.argmax(axis=1)])
 
 
@@ -112,3 +113,17 @@ def test_a_fitted_stack_survives_the_code_free_state_format(fitted, split, tmp_p
     save_state({"model": fitted}, tmp_path / "state.npz")
     loaded = load_state(tmp_path / "state.npz")["model"]
     np.testing.assert_allclose(loaded.predict_proba(test), fitted.predict_proba(test))
+
+
+def test_a_stack_fitted_before_the_raw_token_member_still_predicts(split, monkeypatch) -> None:
+    train, test = split
+    vectorizers, members = StackedTextClassifier._vectorizers, StackedTextClassifier._members
+    monkeypatch.setattr(StackedTextClassifier, "_vectorizers",
+                        lambda self: {k: v for k, v in vectorizers(self).items() if k != "raw"})
+    monkeypatch.setattr(StackedTextClassifier, "_members",
+                        lambda self: {k: v for k, v in members(self).items() if k != "raw"})
+    old = StackedTextClassifier(min_per_class=10).fit(train, train["prdtypecode"])
+    monkeypatch.undo()
+    assert list(old.members_) == ["svc", "sgd", "nb"] and "raw" not in old.vectorizers_
+    proba = old.predict_proba(test)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
