@@ -31,8 +31,9 @@ _IMAGE = {"name": "image", "kind": "image", "model": "logreg"}
 
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": {
-        "description": "Text only: LinearSVC (words + word shapes + layout), SGD (words + characters) and "
-                       "complement naive Bayes, stacked by a logistic regression on 5-fold out-of-fold scores.",
+        "description": "Text only: LinearSVC (words + word shapes + layout), SGD (words + characters), "
+                       "complement naive Bayes (word counts) and LinearSVC (raw tokens, case kept), stacked by a "
+                       "logistic regression on 5-fold out-of-fold scores.",
         "components": [_STACK],
         "backbone": None,
         "fusion": None,
