@@ -78,6 +78,7 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     "sklearn.naive_bayes.MultinomialNB",
     "sklearn.naive_bayes.ComplementNB",
     "sklearn.linear_model._stochastic_gradient.SGDClassifier",
+    "sklearn.linear_model._ridge.RidgeClassifier",
     "sklearn.pipeline.Pipeline",
     "sklearn.model_selection._split.StratifiedKFold",
     "sklearn.model_selection._split.KFold",

@@ -62,10 +62,9 @@ PRESETS: dict[str, dict[str, Any]] = {
                        "(top 3 layers), Universal Sentence Encoder features, image MLP head and early fusion; "
                        "fuser chosen and fitted on a 15% holdout, then the TF-IDF models refitted on all the data.",
         "components": [
-            _STACK,
+            {"name": "text", "kind": "text", "model": "stack_sentences"},
             {"name": "neural_simple", "kind": "deep_text", "model": "neural_simple"},
             {"name": "minilm", "kind": "deep_text", "model": "minilm", "budget": 0.55, "params": {"epochs": 6, "evaluations": 4}},
-            {"name": "use", "kind": "deep_text", "model": "use", "budget": 0.15},
             {"name": "image", "kind": "image", "model": "mlp"},
             {"name": "early_fusion", "kind": "early_fusion"},
         ],

@@ -15,7 +15,7 @@ def tfidf_model_names() -> tuple[str, ...]:
     """The model names a ``text`` component takes."""
     from prodcat.models.text import TEXT_MODELS
 
-    return (*TEXT_MODELS, "stack", "hierarchical")
+    return (*TEXT_MODELS, "stack", "stack_sentences", "hierarchical")
 
 
 @dataclass(frozen=True)
@@ -51,10 +51,10 @@ class TfidfTextComponent(TextReadingComponent):
     spec_class = TextSpec
 
     def build(self, time_limit: float | None) -> Any:
-        if self.spec.model == "stack":
+        if self.spec.model in ("stack", "stack_sentences"):
             from prodcat.models.text_stack import StackedTextClassifier
 
-            return StackedTextClassifier(seed=self.seed)
+            return StackedTextClassifier(sentences=self.spec.model == "stack_sentences", seed=self.seed)
         if self.spec.model == "hierarchical":
             from prodcat.models.hierarchical import HierarchicalTextClassifier
 

@@ -38,7 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
-from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.linear_model import LogisticRegression, RidgeClassifier, SGDClassifier
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.naive_bayes import ComplementNB
@@ -133,8 +133,9 @@ class StackedTextClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, *, folds: int = 5, C: float = 1.0, stack_C: float = 0.03, max_features: int | None = 400_000,
-                 min_per_class: int = MIN_PER_CLASS, seed: int = 42) -> None:
+                 min_per_class: int = MIN_PER_CLASS, sentences: bool = False, seed: int = 42) -> None:
         self.folds = folds
+        self.sentences = sentences
         self.min_per_class = min_per_class
         self.C = C
         self.stack_C = stack_C
@@ -182,13 +183,18 @@ class StackedTextClassifier(ClassifierMixin, BaseEstimator):
         }
         if "raw" in blocks:  # stacks fitted before the raw-token member have no such vectorizer
             features["raw"] = blocks["raw"]
+        if self.sentences if fit else "use" in (getattr(self, "members_", None) or {}):
+            from prodcat.models.sentence import encode_sentences
+
+            features["use"] = encode_sentences(X)
         return features
 
     def _members(self) -> dict[str, Any]:
         return {"svc": LinearSVC(C=self.C, random_state=self.seed),
                 "sgd": SGDClassifier(loss="modified_huber", alpha=2e-5, max_iter=30, tol=1e-3, random_state=self.seed),
                 "nb": ComplementNB(alpha=0.3),
-                "raw": LinearSVC(C=self.C, random_state=self.seed)}
+                "raw": LinearSVC(C=self.C, random_state=self.seed),
+                **({"use": RidgeClassifier(alpha=1.0)} if self.sentences else {})}
 
     def _fit_members(self, features: dict[str, Any], y: np.ndarray, rows: np.ndarray | None = None) -> dict[str, Any]:
         with warnings.catch_warnings():  # SGD's max_iter is a budget, not a convergence promise
