@@ -181,7 +181,7 @@ def test_device_reaches_every_torch_component(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     spec = ProductClassifier("best", device="cuda").resolved_spec()
     with_device = {c.name for c in spec.components if getattr(c, "params", {}).get("device") == "cuda"}
-    assert with_device == {"neural_simple", "minilm", "use", "early_fusion"}
+    assert with_device == {"neural_simple", "minilm", "early_fusion"}
     with pytest.raises(SpecError, match="params.device"):
         DeepTextSpec(name="t", model="minilm", params={"device": "gpu"})
 

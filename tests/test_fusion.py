@@ -226,7 +226,7 @@ def test_holdout_fusion_refits_only_the_named_components(demo_images, monkeypatc
 def test_best_preset_trains_every_component_within_its_budget(demo_images) -> None:
     train, test, cache = demo_images
     model = ProductClassifier("best", cache_dir=cache, time_limit=60, progress=False).fit(train.X, train.y)
-    assert set(model.component_names) == {"text", "neural_simple", "minilm", "use", "image", "early_fusion"}
+    assert set(model.component_names) == {"text", "neural_simple", "minilm", "image", "early_fusion"}
     assert model.fit_seconds_ < 60 + 90  # budgets bound the deep components; TF-IDF and image heads are quick
     board = model.leaderboard(test.X, test.y)
     fused = board.loc[board["model"] == f"fusion: {model.fuser_.describe()['kind']}"]
@@ -235,7 +235,7 @@ def test_best_preset_trains_every_component_within_its_budget(demo_images) -> No
 
 
 def test_a_best_like_preset_saves_a_code_free_bundle_that_predicts_the_same(demo_images, tmp_path) -> None:
-    """Every torch-based component of ``best`` (and neural_embedding), tiny and in one epoch, saved
+    """Every torch-based component of ``best`` (and use and neural_embedding), tiny and in one epoch, saved
     in a bundle free of pickle and loaded back with the same probabilities."""
     import copy
     import json
@@ -252,6 +252,7 @@ def test_a_best_like_preset_saves_a_code_free_bundle_that_predicts_the_same(demo
             component["params"] = tiny[component["name"]]
     preset["components"].append({"name": "neural_embedding", "kind": "deep_text", "model": "neural_embedding",
                                  "params": {"embedding_dim": 8, "hidden_size": 4, "epochs": 1}})
+    preset["components"].append({"name": "use", "kind": "deep_text", "model": "use", "params": tiny["use"]})
     train, test, cache = demo_images
     model = ProductClassifier(preset, cache_dir=cache, progress=False).fit(train.X, train.y)
     assert set(model.component_names) == {"text", "neural_simple", "minilm", "use", "image", "early_fusion",

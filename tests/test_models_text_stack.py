@@ -127,3 +127,15 @@ def test_a_stack_fitted_before_the_raw_token_member_still_predicts(split, monkey
     assert list(old.members_) == ["svc", "sgd", "nb"] and "raw" not in old.vectorizers_
     proba = old.predict_proba(test)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_sentence_member_reads_the_universal_sentence_encoder(split, tmp_path) -> None:
+    from prodcat.persist import load_state, save_state
+
+    train, test = split
+    model = StackedTextClassifier(min_per_class=10, sentences=True).fit(train, train["prdtypecode"])
+    assert list(model.members_) == ["svc", "sgd", "nb", "raw", "use"]
+    assert f1_score(test["prdtypecode"], model.predict(test), average="weighted") > 0.5
+    save_state({"model": model}, tmp_path / "state.npz")
+    loaded = load_state(tmp_path / "state.npz")["model"]
+    np.testing.assert_allclose(loaded.predict_proba(test), model.predict_proba(test))

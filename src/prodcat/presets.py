@@ -58,8 +58,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "fusion": {"method": "auto", "folds": 5},
     },
     "best": {
-        "description": "Everything stacked: the stacked TF-IDF text model, dense net on TF-IDF, MiniLM transformer fine-tuned "
-                       "(top 3 layers), Universal Sentence Encoder features, image MLP head and early fusion; "
+        "description": "Everything stacked: the stacked TF-IDF text model with a fifth member on Universal Sentence "
+                       "Encoder embeddings, dense net on TF-IDF, MiniLM transformer fine-tuned (top 3 layers), image "
+                       "MLP head and early fusion; "
                        "fuser chosen and fitted on a 15% holdout, then the TF-IDF models refitted on all the data.",
         "components": [
             {"name": "text", "kind": "text", "model": "stack_sentences"},

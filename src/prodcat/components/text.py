@@ -1,5 +1,6 @@
-"""``text``: TF-IDF text models (:class:`~prodcat.models.text.TextClassifier` by name, or the
-hierarchical model), and the shared behaviour of every component that reads text."""
+"""``text``: TF-IDF text models (:class:`~prodcat.models.text.TextClassifier` by name, the stacked
+model ``stack`` / ``stack_sentences`` or the hierarchical model), and the shared behaviour of every
+component that reads text."""
 
 from __future__ import annotations
 

@@ -15,7 +15,10 @@ product, computed once:
 
 Four members score every product: a LinearSVC on words + shapes + layout, a modified-Huber SGD
 model on words + characters, complement naive Bayes on word counts and a LinearSVC on the raw
-tokens. A multinomial logistic
+tokens. With ``sentences=True`` (text model ``"stack_sentences"``, in the ``best`` preset) a fifth
+member, a ridge classifier, reads the Universal Sentence Encoder embeddings
+(:func:`~prodcat.models.sentence.encode_sentences`, about 900 texts/s on 2 cores: too slow for the
+default). A multinomial logistic
 regression (the *stacker*) learns from their standardised scores and the layout numbers on
 K-fold out-of-fold predictions (no product is scored by a member that saw it); the members are
 then refitted on all the data. The stacker's output is the probability: no separate calibration.
@@ -126,7 +129,7 @@ def _scores(model: Any, features: Any) -> np.ndarray:
 class StackedTextClassifier(ClassifierMixin, BaseEstimator):
     """LinearSVC (words + shapes + layout), SGD (words + characters), complement naive Bayes
     (word counts) and LinearSVC (raw tokens), stacked by a logistic regression on out-of-fold
-    scores. See the module docstring.
+    scores; ``sentences=True`` adds a ridge classifier on sentence embeddings. See the module docstring.
 
     ``X`` is a DataFrame with ``designation`` and optional ``description`` columns, or a sequence
     of strings; ``predict_proba`` columns follow ``classes_``.
