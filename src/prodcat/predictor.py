@@ -218,7 +218,9 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
 
         ``checkpoints``: a folder where each finished component fit is saved; a fit given the same
         folder (same data, recipe and seed) loads those instead of fitting them again (resume)."""
-        with _one_blas_thread():
+        from prodcat.models.sentence import sentence_memo
+
+        with _one_blas_thread(), sentence_memo():
             return self._fit(X, y, checkpoints)
 
     def _fit(self, X: Any, y: Sequence[int], checkpoints: str | Path | None = None) -> "ProductClassifier":

