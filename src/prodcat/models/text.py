@@ -25,6 +25,7 @@ from scipy.special import expit
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted
 
+from prodcat.text import char_ngrams
 from prodcat.text.clean import CleaningConfig, clean_texts, texts_from
 
 TEXT_MODELS: tuple[str, ...] = (
@@ -113,7 +114,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     def vectorize(self, cleaned: Sequence[str]) -> sp.csr_matrix:
         """TF-IDF features of cleaned text (word block first, then character n-grams)."""
-        blocks = [v.transform(cleaned) for v in self.vectorizers_]
+        blocks = [char_ngrams.transform(v, cleaned) for v in self.vectorizers_]
         return sp.hstack(blocks, format="csr") if len(blocks) > 1 else blocks[0].tocsr()
 
     # -- estimator API --------------------------------------------------------------------

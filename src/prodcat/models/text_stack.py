@@ -50,7 +50,7 @@ from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
 from prodcat.models.text import MODEL_CLEANING, TextClassifier
-from prodcat.text.char_ngrams import char_wb_tfidf, supports_fast_path
+from prodcat.text import char_ngrams
 from prodcat.text.clean import CleaningConfig, clean_texts, texts_from
 
 RAW_CLEANING = CleaningConfig(lowercase=False, accents=False, non_alnum=False, numbers=False,
@@ -100,13 +100,6 @@ def layout(text: str, description: str = "") -> list[float]:
             sum(w.isupper() and len(w) > 1 for w in words) / n_words,
             sum(c.isdigit() for c in text) / n_chars,
             float(bool(_YEAR.search(text))), float(text[:1].isupper()), np.log1p(len(description))]
-
-
-def _vectorize(vectorizer: Any, texts: list[str], fit: bool) -> Any:
-    """Fit and transform, or transform (character n-grams through the per-word fast path)."""
-    if fit:
-        return vectorizer.fit_transform(texts)
-    return char_wb_tfidf(vectorizer, texts) if supports_fast_path(vectorizer) else vectorizer.transform(texts)
 
 
 def _descriptions(X: Any, n: int) -> list[str]:
@@ -173,7 +166,8 @@ class StackedTextClassifier(ClassifierMixin, BaseEstimator):
                    "raw": raw}
         if fit:
             self.vectorizers_ = self._vectorizers()
-        blocks = {name: _vectorize(v, sources[name], fit) for name, v in self.vectorizers_.items()}
+        blocks = {name: v.fit_transform(sources[name]) if fit else char_ngrams.transform(v, sources[name])
+                  for name, v in self.vectorizers_.items()}
         numbers = np.array([layout(t, d) for t, d in zip(raw, _descriptions(X, len(raw)))], dtype=np.float64)
         if fit:
             self.layout_scaler_ = StandardScaler().fit(numbers)
@@ -186,7 +180,7 @@ class StackedTextClassifier(ClassifierMixin, BaseEstimator):
         }
         if "raw" in blocks:  # stacks fitted before the raw-token member have no such vectorizer
             features["raw"] = blocks["raw"]
-        if self.sentences if fit else "use" in (getattr(self, "members_", None) or {}):
+        if self.sentences if fit else "use" in self.members_:
             from prodcat.models.sentence import encode_sentences
 
             features["use"] = encode_sentences(X)

@@ -2,7 +2,7 @@
 
 scikit-learn cuts every word of every text into character n-grams and looks each one up in the
 vocabulary. Inside-word n-grams depend on the word alone, so :func:`char_wb_tfidf` does that once
-per distinct word and reuses it: the output equals ``vectorizer.transform(texts)`` (same
+per distinct word and reuses it (:func:`transform` picks it whenever it applies): the output equals ``vectorizer.transform(texts)`` (same
 columns, same values) for a vectorizer with the options the default text model uses
 (``analyzer="char_wb"``, no preprocessing: ``lowercase=False``, no accent stripping).
 """
@@ -30,18 +30,18 @@ def _word_columns(word: str, vocabulary: dict[str, int], low: int, high: int) ->
     length = len(padded)
     columns = []
     for n in range(low, high + 1):
-        offset = 0
-        column = vocabulary.get(padded[:n])
-        if column is not None:
-            columns.append(column)
-        while offset + n < length:
-            offset += 1
+        for offset in range(max(length - n, 0) + 1):
             column = vocabulary.get(padded[offset:offset + n])
             if column is not None:
                 columns.append(column)
-        if offset == 0:  # the word is no longer than n - 2: no longer n-grams either
+        if length <= n:  # the padded word was taken whole: no longer n-grams either
             break
     return columns
+
+
+def transform(vectorizer: TfidfVectorizer, texts: Sequence[str]) -> sp.csr_matrix:
+    """``vectorizer.transform(texts)``, through :func:`char_wb_tfidf` when it applies."""
+    return char_wb_tfidf(vectorizer, texts) if supports_fast_path(vectorizer) else vectorizer.transform(texts)
 
 
 def char_wb_tfidf(vectorizer: TfidfVectorizer, texts: Sequence[str]) -> sp.csr_matrix:
